@@ -1,0 +1,1 @@
+"""Lightning modules, data contract and schedules that run every plugin's components."""

@@ -1,0 +1,206 @@
+"""Plugin discovery, isolation and the component registry.
+
+Entry points of the group ``domainfm`` are loaded one by one (pluggy's own loader stops at the
+first broken plugin): a plugin that fails to import, to register or to return valid records is
+recorded with its error and skipped, and every other plugin keeps working.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import traceback
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib import metadata
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from domainfm import hookspecs
+from domainfm.records import KINDS, RECORD_TYPES, Kind, Record
+
+ENTRY_POINT_GROUP = "domainfm"
+DISABLE_ENV = "DOMAINFM_DISABLE_PLUGINS"
+BUILTIN_PLUGINS = ("domainfm.lora",)
+
+
+class DomainfmError(Exception):
+    """An error a user can fix; the CLI prints it without a traceback."""
+
+
+class ComponentNotFound(DomainfmError, KeyError):
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class ComponentConflict(DomainfmError):
+    pass
+
+
+@dataclass
+class PluginInfo:
+    """What ``domainfm plugins`` shows for one plugin."""
+
+    name: str
+    distribution: str
+    version: str
+    status: str = "ok"  # ok | broken | disabled
+    error: str | None = None
+    components: list[str] = field(default_factory=list)
+    unknown_hooks: list[str] = field(default_factory=list)
+
+
+def did_you_mean(value: str, choices: Iterable[str]) -> str:
+    """A hint naming the closest valid choices, and all of them when few."""
+    choices = sorted(choices)
+    close = difflib.get_close_matches(value, choices, n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    listing = ", ".join(choices) if choices else "(none installed)"
+    return f"{hint} Valid choices: {listing}."
+
+
+def disabled_from_env() -> set[str]:
+    return {name.strip() for name in os.environ.get(DISABLE_ENV, "").split(",") if name.strip()}
+
+
+class Host:
+    """The plugin manager plus a registry of components by kind and name."""
+
+    def __init__(self, disable: Iterable[str] = (), entry_points: bool = True) -> None:
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.plugins: dict[str, PluginInfo] = {}
+        self.registry: dict[Kind, dict[str, Record]] = {kind: {} for kind in KINDS}
+        self._owner: dict[str, str] = {}  # component name -> distribution
+        self.disabled = set(disable) | disabled_from_env()
+        for builtin in BUILTIN_PLUGINS:
+            self._load(builtin.rsplit(".", 1)[-1], "domainfm", _version("domainfm"),
+                       lambda b=builtin: __import__(b, fromlist=["_"]))
+        if entry_points:
+            for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+                dist = ep.dist.name if ep.dist else "?"
+                version = ep.dist.version if ep.dist else "?"
+                self._load(ep.name, dist, version, ep.load)
+
+    # ------------------------------------------------------------------ discovery
+
+    def register_module(self, name: str, module: ModuleType, distribution: str = "?",
+                        version: str = "?") -> PluginInfo:
+        """Register an already imported plugin module (used by tests and notebooks)."""
+        return self._load(name, distribution, version, lambda: module)
+
+    def _load(self, name: str, dist: str, version: str, load: Any) -> PluginInfo:
+        info = PluginInfo(name=name, distribution=dist, version=version)
+        self.plugins[name] = info
+        if name in self.disabled:
+            info.status = "disabled"
+            return info
+        try:
+            module = load()
+            info.unknown_hooks = sorted(
+                attr for attr in dir(module)
+                if attr.startswith("domainfm_") and not hasattr(self.pm.hook, attr)
+            )
+            self.pm.register(module, name=name)
+            try:
+                self._collect(name, dist, module)
+            except Exception:
+                self.pm.unregister(module)
+                raise
+        except Exception as exc:  # a broken plugin must not take down the host
+            info.status = "broken"
+            info.error = f"{type(exc).__name__}: {exc}"
+            info.traceback = traceback.format_exc()  # type: ignore[attr-defined]
+            return info
+        info.components = sorted(self._names_of(name))
+        return info
+
+    def _collect(self, plugin: str, dist: str, module: ModuleType) -> None:
+        caller = self.pm.subset_hook_caller  # call only this plugin's implementations
+        others = [p for p in self.pm.get_plugins() if p is not module]
+        found: list[Record] = []
+        for kind in KINDS:
+            hook = caller(f"domainfm_{kind}s", remove_plugins=others)
+            for records in hook():
+                for record in records or []:
+                    expected = RECORD_TYPES[kind]
+                    if not isinstance(record, expected):
+                        raise TypeError(
+                            f"domainfm_{kind}s returned {type(record).__name__}, "
+                            f"expected {expected.__name__}"
+                        )
+                    if record.plugin != plugin:
+                        raise ValueError(
+                            f"component {record.name!r} must be named '{plugin}.<name>' "
+                            f"after its plugin {plugin!r}"
+                        )
+                    found.append(record)
+        for record in found:
+            owner = self._owner.get(record.name)
+            if owner is not None:
+                raise ComponentConflict(
+                    f"component {record.name!r} is registered by both distributions "
+                    f"{owner!r} and {dist!r}"
+                )
+        for record in found:
+            self.registry[record.kind][record.name] = record
+            self._owner[record.name] = dist
+
+    def _names_of(self, plugin: str) -> list[str]:
+        return [n for kind in KINDS for n, r in self.registry[kind].items() if r.plugin == plugin]
+
+    # ------------------------------------------------------------------ look-up
+
+    def get(self, kind: Kind, name: str) -> Any:
+        """The record of ``kind`` named ``name``, or an error listing the valid names."""
+        try:
+            return self.registry[kind][name]
+        except KeyError:
+            plugin = name.split(".", 1)[0]
+            info = self.plugins.get(plugin)
+            why = ""
+            if info and info.status == "broken":
+                why = f" Plugin {plugin!r} is broken: {info.error}."
+            elif info and info.status == "disabled":
+                why = f" Plugin {plugin!r} is disabled."
+            raise ComponentNotFound(
+                f"unknown {kind} {name!r}.{why}{did_you_mean(name, self.registry[kind])}"
+            ) from None
+
+    def components(self, kind: Kind | None = None) -> list[Record]:
+        kinds = [kind] if kind else list(KINDS)
+        return [r for k in kinds for _, r in sorted(self.registry[k].items())]
+
+    def plugin_of(self, component: str) -> PluginInfo:
+        return self.plugins[component.split(".", 1)[0]]
+
+    @property
+    def hook(self) -> Any:
+        return self.pm.hook
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+_HOST: Host | None = None
+
+
+def get_host(disable: Iterable[str] = ()) -> Host:
+    """The process-wide host, discovered once (or again when ``disable`` changes)."""
+    global _HOST
+    wanted = set(disable) | disabled_from_env()
+    if _HOST is None or _HOST.disabled != wanted:
+        _HOST = Host(disable=wanted)
+    return _HOST
+
+
+def reset_host() -> None:
+    """Forget the discovered plugins (tests install and remove plugins at run time)."""
+    global _HOST
+    _HOST = None

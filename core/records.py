@@ -1,0 +1,180 @@
+"""Typed records that plugins return from the component hooks, and the vocabulary they share.
+
+One vocabulary everywhere:
+
+* a **batch** is a ``dict[str, Any]`` produced by a datamodule's loaders;
+* an **encoder** is an ``nn.Module`` whose ``forward(batch)`` returns ``dict[str, Tensor]``
+  (at least ``"embedding"``: ``(B, D)``; usually ``"tokens"``: ``(B, N, D)`` and, for dense
+  heads, ``"hidden_states"``: a list of intermediate ``(B, N, D)``) and which exposes
+  ``embed_dim: int``;
+* an **objective** (pretraining) is an ``nn.Module`` whose ``forward(encoder, batch)`` returns
+  a dict with a scalar ``"loss"`` plus anything worth logging;
+* a **head** is an ``nn.Module`` whose ``forward(features, batch)`` returns predictions and whose
+  ``loss(predictions, batch)`` returns a scalar; the target lives in ``batch["target"]``;
+* a **metric** is a ``torchmetrics.Metric`` updated with ``(predictions, batch["target"])``.
+
+A record's ``build`` is called by the host with the parameters of the run configuration, so its
+signature *is* the schema of that component's parameters: keep parameters keyword-only and typed.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+Kind = Literal["dataset", "encoder", "objective", "head", "metric", "predictor"]
+KINDS: tuple[Kind, ...] = ("dataset", "encoder", "objective", "head", "metric", "predictor")
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+
+Batch = dict[str, Any]
+Features = dict[str, Any]
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """What the engine needs from an encoder module."""
+
+    embed_dim: int
+
+    def __call__(self, batch: Batch) -> Features: ...
+
+
+@runtime_checkable
+class Objective(Protocol):
+    """A pretraining objective: ``objective(encoder, batch)["loss"]`` is minimised."""
+
+    def __call__(self, encoder: nn.Module, batch: Batch) -> dict[str, torch.Tensor]: ...
+
+
+@runtime_checkable
+class Head(Protocol):
+    """A task head on top of an encoder's features."""
+
+    def __call__(self, features: Features, batch: Batch) -> torch.Tensor: ...
+
+    def loss(self, predictions: torch.Tensor, batch: Batch) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class Record:
+    """A named component a plugin contributes.
+
+    Attributes:
+        name: ``"<plugin>.<name>"``, unique across all installed plugins.
+        description: one line shown by ``domainfm components``.
+        build: factory called with the component's parameters from the run config.
+    """
+
+    name: str
+    description: str
+    build: Callable[..., Any]
+    kind: ClassVar[Kind]
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ValueError(
+                f"component name {self.name!r} must look like '<plugin>.<name>' "
+                "(lower case letters, digits and underscores)"
+            )
+        if not self.description or "\n" in self.description:
+            raise ValueError(f"component {self.name!r} needs a one-line description")
+
+    @property
+    def plugin(self) -> str:
+        return self.name.split(".", 1)[0]
+
+
+@dataclass(frozen=True)
+class DatasetRecord(Record):
+    """``build(**params) -> lightning.LightningDataModule``.
+
+    The datamodule yields batches in the shared vocabulary. ``tiny_params`` are the parameters
+    that make the smallest dataset the conformance harness and tests use (it must be generated
+    or shipped, never downloaded). ``default_encoder``, ``default_head`` (with ``head_params``) and ``default_metrics`` say
+    what a fine-tuning run on this data uses when the config names nothing else; the harness
+    fine-tunes every dataset that has a default head this way.
+    """
+
+    tiny_params: Mapping[str, Any] = field(default_factory=dict)
+    default_encoder: str | None = None
+    default_head: str | None = None
+    head_params: Mapping[str, Any] = field(default_factory=dict)
+    default_metrics: tuple[str, ...] = ()
+    kind: ClassVar[Kind] = "dataset"
+
+
+@dataclass(frozen=True)
+class EncoderRecord(Record):
+    """``build(preset=..., **overrides) -> nn.Module`` implementing :class:`Encoder`.
+
+    ``presets`` maps preset names (``"tiny"`` is required: the harness builds it) to the
+    hyper-parameters they stand for; overrides are merged on top. ``default_dataset`` and
+    ``default_objective`` let the harness and the demo pair the encoder with its data.
+    """
+
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    default_dataset: str | None = None
+    default_objective: str | None = None
+    kind: ClassVar[Kind] = "encoder"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if "tiny" not in self.presets:
+            raise ValueError(f"encoder {self.name!r} must define a 'tiny' preset")
+
+
+@dataclass(frozen=True)
+class ObjectiveRecord(Record):
+    """``build(encoder, **params) -> nn.Module`` implementing :class:`Objective`."""
+
+    kind: ClassVar[Kind] = "objective"
+
+
+@dataclass(frozen=True)
+class HeadRecord(Record):
+    """``build(encoder, **params) -> nn.Module`` implementing :class:`Head`."""
+
+    kind: ClassVar[Kind] = "head"
+
+
+@dataclass(frozen=True)
+class MetricRecord(Record):
+    """``build(**params) -> torchmetrics.Metric`` updated with ``(predictions, target)``.
+
+    ``higher_is_better`` tells summaries which way is good.
+    """
+
+    higher_is_better: bool = True
+    kind: ClassVar[Kind] = "metric"
+
+
+@dataclass(frozen=True)
+class PredictorRecord(Record):
+    """``build(**params) -> callable(model, source, destination) -> list[Path]``.
+
+    Reads domain files (NIfTI, GeoTIFF, CSV, edge lists...), runs a loaded
+    :class:`domainfm.ExportedModel` on them and writes domain files back, returning what it wrote.
+    ``dataset`` names the dataset whose fine-tuned model it serves, and ``example(folder)``
+    writes a small input file there and returns its path, so the harness can run it.
+    """
+
+    dataset: str | None = None
+    example: Callable[[Path], Path] | None = None
+    kind: ClassVar[Kind] = "predictor"
+
+
+RECORD_TYPES: dict[Kind, type[Record]] = {
+    "dataset": DatasetRecord,
+    "encoder": EncoderRecord,
+    "objective": ObjectiveRecord,
+    "head": HeadRecord,
+    "metric": MetricRecord,
+    "predictor": PredictorRecord,
+}
