@@ -1,6 +1,27 @@
-"""domainfm: pretrain and fine-tune domain foundation models through one plugin host."""
+"""domainfm: pretrain and fine-tune domain foundation models through one plugin host.
 
-from domainfm.hookspecs import hookimpl
+The public face: every CLI verb is one of these functions.
+"""
 
-__all__ = ["hookimpl"]
 __version__ = "0.1.0"
+
+from domainfm.hookspecs import hookimpl  # noqa: E402
+
+_API = {"RunResult", "evaluate", "export", "finetune", "load_encoder", "load_model", "predict",
+        "predict_from_config", "pretrain"}
+_MORE = {"ExportedModel": "domainfm.export_folder", "DomainfmError": "domainfm.host",
+         "get_host": "domainfm.host", "load_config": "domainfm.config",
+         "RunConfig": "domainfm.config", "demo": "domainfm.demo"}
+
+__all__ = sorted({"hookimpl", *_API, *_MORE})
+
+
+def __getattr__(name: str):
+    """Import the heavy parts (Lightning) only when used, so `domainfm plugins` starts fast."""
+    import importlib
+
+    if name in _API:
+        return getattr(importlib.import_module("domainfm.api"), name)
+    if name in _MORE:
+        return getattr(importlib.import_module(_MORE[name]), name)
+    raise AttributeError(f"module 'domainfm' has no attribute {name!r}")

@@ -10,10 +10,11 @@ A run config is YAML (or a dict) with these sections; unknown keys fail with a d
     head:      {name: medical.segmentation, params: {}}        # finetune/evaluate/predict
     metrics:   [{name: medical.dice}]
     mode: full            # full | linear-probe | lora
-    init: null            # export folder or .ckpt holding the pretrained encoder
+    init: null            # export folder, run folder or .ckpt holding the pretrained model
     lora: {rank: 8, alpha: 16, dropout: 0.0, targets: []}
     trainer:   {max_steps: 100, devices: 1, strategy: auto, precision: 32-true, ...}
     optim:     {lr: 1.0e-3, weight_decay: 0.05, warmup: 0.05, schedule: cosine}
+    predict:   {input: scan.nii.gz, output: out/, name: null, params: {}}
 """
 
 from __future__ import annotations
@@ -96,9 +97,19 @@ class OptimConfig:
 
 
 @dataclass
+class PredictConfig:
+    """What ``predict`` reads and writes; ``name`` picks the predictor (default: the model's)."""
+
+    input: str | None = None
+    output: str | None = None
+    name: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class RunConfig:
-    data: Component
-    encoder: EncoderChoice
+    data: Component | None = None
+    encoder: EncoderChoice | None = None
     objective: Component | None = None
     head: Component | None = None
     metrics: list[Component] = field(default_factory=list)
@@ -107,6 +118,7 @@ class RunConfig:
     lora: LoraConfig = field(default_factory=LoraConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    predict: PredictConfig = field(default_factory=PredictConfig)
     seed: int = 0
     output_dir: str = "runs/run"
     resume: str | None = None

@@ -1,0 +1,1 @@
+"""The smallest complete domainfm plugin: copy it to start your own."""

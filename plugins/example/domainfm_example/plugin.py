@@ -1,0 +1,62 @@
+"""Hook implementations only: records that point at the modules that do the work."""
+
+from domainfm import hookimpl
+from domainfm.records import (
+    DatasetRecord,
+    EncoderRecord,
+    HeadRecord,
+    MetricRecord,
+    ObjectiveRecord,
+    PredictorRecord,
+)
+
+from domainfm_example import data, model, predict
+
+
+@hookimpl
+def domainfm_datasets():
+    return [DatasetRecord(
+        "example.waves", "Noisy sine waves whose frequency is the class (generated).",
+        data.WavesDataModule, tiny_params={"num_samples": 64, "batch_size": 8},
+        default_encoder="example.patch_transformer", default_head="example.classifier",
+        default_metrics=("example.accuracy",),
+    )]
+
+
+@hookimpl
+def domainfm_encoders():
+    return [EncoderRecord(
+        "example.patch_transformer", "A small transformer over 1D signal patches.",
+        model.build_encoder, presets=model.PRESETS, default_dataset="example.waves",
+        default_objective="example.masked_patches",
+    )]
+
+
+@hookimpl
+def domainfm_objectives():
+    return [ObjectiveRecord("example.masked_patches", "Regress hidden patches from visible ones.",
+                            model.MaskedPatches)]
+
+
+@hookimpl
+def domainfm_heads():
+    return [HeadRecord("example.classifier", "Linear classifier on the pooled embedding.",
+                       model.ClassifierHead)]
+
+
+def _accuracy(*, num_classes: int = 4):
+    from torchmetrics.classification import MulticlassAccuracy
+
+    return MulticlassAccuracy(num_classes=num_classes, average="micro")
+
+
+@hookimpl
+def domainfm_metrics():
+    return [MetricRecord("example.accuracy", "Share of correctly classified signals.", _accuracy)]
+
+
+@hookimpl
+def domainfm_predictors():
+    return [PredictorRecord("example.csv", "Class of each signal in a CSV (one signal per row).",
+                            predict.build_predictor, dataset="example.waves",
+                            example=predict.write_example)]
