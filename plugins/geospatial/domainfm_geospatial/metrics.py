@@ -1,0 +1,47 @@
+"""Segmentation metrics on raw logits, macro-averaged where the Prithvi papers report macro.
+
+torchgeo's trainers default to micro-averaged IoU, which flatters the majority class; here mIoU
+and F1 are macro (mean over classes), pixel accuracy is micro (fraction of pixels), and a
+per-class IoU reports one class (e.g. water) as a scalar.
+"""
+
+from __future__ import annotations
+
+import torch
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassF1Score,
+    MulticlassJaccardIndex,
+)
+
+
+class ClassIoU(MulticlassJaccardIndex):
+    """IoU of one class, from the same confusion matrix as mIoU."""
+
+    def __init__(self, *, class_index: int, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(average="none", **kwargs)
+        self.class_index = class_index
+
+    def compute(self) -> torch.Tensor:
+        return super().compute()[self.class_index]
+
+
+def build_miou(*, num_classes: int = 2, ignore_index: int = -1) -> MulticlassJaccardIndex:
+    return MulticlassJaccardIndex(num_classes=num_classes, average="macro", ignore_index=ignore_index)
+
+
+def build_class_iou(*, num_classes: int = 2, class_index: int = 1,
+                    ignore_index: int = -1) -> ClassIoU:
+    if not 0 <= class_index < num_classes:
+        from domainfm.host import DomainfmError
+
+        raise DomainfmError(f"class_index {class_index} is outside 0..{num_classes - 1}")
+    return ClassIoU(num_classes=num_classes, class_index=class_index, ignore_index=ignore_index)
+
+
+def build_f1(*, num_classes: int = 2, ignore_index: int = -1) -> MulticlassF1Score:
+    return MulticlassF1Score(num_classes=num_classes, average="macro", ignore_index=ignore_index)
+
+
+def build_pixel_accuracy(*, num_classes: int = 2, ignore_index: int = -1) -> MulticlassAccuracy:
+    return MulticlassAccuracy(num_classes=num_classes, average="micro", ignore_index=ignore_index)
