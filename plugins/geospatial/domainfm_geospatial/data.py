@@ -291,13 +291,33 @@ def _point(x: float, y: float) -> Any:
     return shapely.Point(x, y)
 
 
-def build_scenes(*, root: str = "../shared/data/geospatial/scenes", file_bands: list[str] | None = None,
-                 bands: list[str | int] | None = None, mean: list[float] | None = None,
-                 std: list[float] | None = None, num_frames: int = 3, chip_size: int = 224,
-                 stride: int | None = None, sampler: str = "grid", samples_per_epoch: int = 256,
-                 val_fraction: float = 0.25, labels: bool = True, batch_size: int = 8,
-                 num_workers: int = 0, seed: int = 0, ignore_index: int = -1) -> SceneDataModule:
-    """Dated scenes ``<place>_<YYYYMMDD>.tif`` (+ ``<place>_mask.tif``), split by place."""
+def _generated(root: str | None, kind: str, **kwargs: Any) -> str:
+    """``root``, filled with the embedded synthetic data first when it has none."""
+    from domainfm_geospatial import synthetic
+
+    folder = Path(root) if root else Path(tempfile.mkdtemp(prefix="domainfm-geospatial-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    if not any(folder.glob("*_mask.tif" if kind == "scenes" else "*_label.tif")):
+        getattr(synthetic, f"make_{kind}")(folder, **kwargs)
+    return str(folder)
+
+
+def build_scenes(*, root: str | None = None, generate: bool = False,
+                 file_bands: list[str] | None = None, bands: list[str | int] | None = None,
+                 mean: list[float] | None = None, std: list[float] | None = None,
+                 num_frames: int = 3, chip_size: int = 224, stride: int | None = None,
+                 sampler: str = "grid", samples_per_epoch: int = 256, val_fraction: float = 0.25,
+                 labels: bool = True, batch_size: int = 8, num_workers: int = 0, seed: int = 0,
+                 ignore_index: int = -1, places: int = 8, size: int = 64) -> SceneDataModule:
+    """Dated scenes ``<place>_<YYYYMMDD>.tif`` (+ ``<place>_mask.tif``) in ``root``, split by place.
+
+    ``generate=True`` first writes the embedded water data (``places`` scenes of ``size`` pixels,
+    from ``seed``) into ``root`` (a temporary folder when ``root`` is not given).
+    """
+    if generate:
+        root = _generated(root, "scenes", places=places, size=size, seed=seed)
+    if root is None:
+        raise DomainfmError("geospatial scenes need `root` (a folder of <place>_<YYYYMMDD>.tif)")
     return SceneDataModule(root=root, file_bands=file_bands, bands=bands, mean=mean, std=std,
                            num_frames=num_frames, chip_size=chip_size, stride=stride,
                            sampler=sampler, samples_per_epoch=samples_per_epoch,
@@ -305,17 +325,13 @@ def build_scenes(*, root: str = "../shared/data/geospatial/scenes", file_bands: 
                            num_workers=num_workers, seed=seed, ignore_index=ignore_index)
 
 
-def build_synthetic(*, root: str | None = None, places: int = 8, size: int = 64, chip_size: int = 32,
-                    num_frames: int = 3, bands: list[str | int] | None = None,
-                    batch_size: int = 8, num_workers: int = 0, seed: int = 0,
-                    val_fraction: float = 0.25) -> SceneDataModule:
+def build_water(*, root: str | None = None, places: int = 8, size: int = 64, chip_size: int = 32,
+                num_frames: int = 3, sampler: str = "grid", samples_per_epoch: int = 64,
+                batch_size: int = 8, num_workers: int = 0, seed: int = 0,
+                val_fraction: float = 0.25) -> SceneDataModule:
     """The embedded water dataset, generated from ``seed`` into ``root`` (default: a temp folder)."""
-    from domainfm_geospatial.synthetic import make_scenes
-
-    folder = Path(root) if root else Path(tempfile.mkdtemp(prefix="domainfm-geospatial-"))
-    if not any(folder.glob("*_mask.tif")):
-        make_scenes(folder, places=places, size=size, seed=seed)
-    return build_scenes(root=str(folder), bands=bands, num_frames=num_frames, chip_size=chip_size,
+    return build_scenes(root=root, generate=True, places=places, size=size, chip_size=chip_size,
+                        num_frames=num_frames, sampler=sampler, samples_per_epoch=samples_per_epoch,
                         batch_size=batch_size, num_workers=num_workers, seed=seed,
                         val_fraction=val_fraction)
 
@@ -409,7 +425,8 @@ class ChipDataModule(_LoaderMixin):
         self.train_set, self.val_set = ChipDataset(train, **kw), ChipDataset(val, **kw)
 
 
-def build_chips(*, root: str = "../shared/data/geospatial", image_glob: str = "*_input.tif",
+def build_chips(*, root: str | None = None, generate: bool = False,
+                chips: int = 8, size: int = 32, image_glob: str = "*_input.tif",
                 label_from: str = "_input", label_to: str = "_label", labels: bool = True,
                 file_bands: list[str] | None = None, bands: list[str | int] | None = None,
                 mean: list[float] | None = None, std: list[float] | None = None,
@@ -420,7 +437,12 @@ def build_chips(*, root: str = "../shared/data/geospatial", image_glob: str = "*
     selected by ``bands`` (names or 0-based indices); ``dates`` (one per frame) feed temporal
     encodings. Sen1Floods11: ``image_glob="S1Hand/*.tif", label_from="S1Hand",
     label_to="LabelHand"``; HLS burn scars: ``image_glob="*_merged.tif", label_from="_merged",
-    label_to=".mask"``."""
+    label_to=".mask"``. ``generate=True`` first writes ``chips`` embedded water chips of ``size``
+    pixels into ``root`` (a temporary folder when ``root`` is None)."""
+    if generate:
+        root = _generated(root, "chips", chips=chips, size=size, frames=num_frames, seed=seed)
+    if root is None:
+        raise DomainfmError("geospatial chips need `root` (a folder of image/label GeoTIFFs)")
     prep = Preprocess.create(file_bands=file_bands, bands=bands, mean=mean, std=std,
                              frames=num_frames)
     return ChipDataModule(root=root, image_glob=image_glob, label_from=label_from,

@@ -95,3 +95,11 @@ def scene_large(path: str | Path, size: int = 2048, seed: int = 0) -> Path:
     images, _ = scene(rng, size, DATES[:1], clouds=False)
     return write_geotiff(path, images[0], crs=CRS_UTM14N,
                          transform=from_origin(440_000, 3_160_000, 30, 30), nodata=NODATA)
+
+
+def example_stack(path: str | Path, *, size: int = 80, frames: int = 3, seed: int = 1) -> Path:
+    """A time-major ``6 x frames``-band GeoTIFF, as the predictor reads (bigger than one tile)."""
+    rng = np.random.default_rng(seed)
+    images, _ = scene(rng, size, DATES[:frames])
+    return write_geotiff(path, images.reshape(-1, size, size), crs=CRS_UTM14N,
+                         transform=from_origin(440_000, 3_160_000, 30, 30), nodata=NODATA)

@@ -1,0 +1,93 @@
+"""Hook implementations only: records pointing at the modules that do the work."""
+
+from domainfm import hookimpl
+from domainfm.records import (
+    DatasetRecord,
+    EncoderRecord,
+    HeadRecord,
+    MetricRecord,
+    ObjectiveRecord,
+    PredictorRecord,
+)
+
+from domainfm_geospatial import data, encoder, heads, metrics, objective, predict
+
+_SEGMENTATION_METRICS = ("geospatial.miou", "geospatial.class_iou", "geospatial.f1",
+                         "geospatial.pixel_accuracy")
+
+
+@hookimpl
+def domainfm_datasets():
+    return [
+        DatasetRecord(
+            "geospatial.water", "Embedded HLS-like 3-date GeoTIFF scenes with a water class "
+            "(generated from a seed).", data.build_water,
+            tiny_params={"places": 4, "size": 32, "chip_size": 32, "batch_size": 2},
+            default_encoder="geospatial.prithvi", default_head="geospatial.segmentation",
+            head_params={"num_classes": 2}, default_metrics=_SEGMENTATION_METRICS,
+        ),
+        DatasetRecord(
+            "geospatial.scenes", "Dated multi-band GeoTIFF time series <place>_<YYYYMMDD>.tif "
+            "sampled with torchgeo geo samplers.", data.build_scenes,
+            tiny_params={"generate": True, "places": 4, "size": 32, "chip_size": 32,
+                         "batch_size": 2},
+            default_encoder="geospatial.prithvi", default_head="geospatial.segmentation",
+            head_params={"num_classes": 2}, default_metrics=_SEGMENTATION_METRICS,
+        ),
+        DatasetRecord(
+            "geospatial.chips", "Pre-chipped image/label GeoTIFF pairs (Sen1Floods11, HLS burn "
+            "scars layouts).", data.build_chips,
+            tiny_params={"generate": True, "chips": 4, "size": 32, "batch_size": 2},
+            default_encoder="geospatial.prithvi", default_head="geospatial.segmentation",
+            head_params={"num_classes": 2, "frames": 1}, default_metrics=_SEGMENTATION_METRICS,
+        ),
+    ]
+
+
+@hookimpl
+def domainfm_encoders():
+    return [EncoderRecord(
+        "geospatial.prithvi", "Prithvi EO-1.0/EO-2.0 temporal ViT with 3D sin-cos positions and "
+        "optional time/location encodings.", encoder.build_prithvi, presets=encoder.PRESETS,
+        default_dataset="geospatial.water", default_objective="geospatial.mae",
+    )]
+
+
+@hookimpl
+def domainfm_objectives():
+    return [ObjectiveRecord("geospatial.mae", "Prithvi masked autoencoder: 75% of tubelets "
+                            "masked, MSE on the masked ones.", objective.build_mae)]
+
+
+@hookimpl
+def domainfm_heads():
+    return [
+        HeadRecord("geospatial.segmentation", "Neck over intermediate layers + upsampling "
+                   "decoder to per-pixel class logits.", heads.build_segmentation),
+        HeadRecord("geospatial.regression", "Neck over intermediate layers + upsampling decoder "
+                   "to one value per pixel.", heads.build_regression),
+        HeadRecord("geospatial.classification", "Scene label from the mean-pooled tokens.",
+                   heads.build_classification),
+    ]
+
+
+@hookimpl
+def domainfm_metrics():
+    return [
+        MetricRecord("geospatial.miou", "Mean IoU over classes (macro, as the Prithvi papers "
+                     "report).", metrics.build_miou),
+        MetricRecord("geospatial.class_iou", "IoU of one class (e.g. water).",
+                     metrics.build_class_iou),
+        MetricRecord("geospatial.f1", "Macro F1 over classes.", metrics.build_f1),
+        MetricRecord("geospatial.pixel_accuracy", "Share of correctly classified pixels.",
+                     metrics.build_pixel_accuracy),
+    ]
+
+
+@hookimpl
+def domainfm_predictors():
+    return [PredictorRecord(
+        "geospatial.geotiff", "Whole-scene GeoTIFF -> GeoTIFF of classes on the same grid, in "
+        "overlapping blended tiles.", predict.build_predictor, dataset="geospatial.water",
+        example=predict.write_example,
+    )]
