@@ -1,0 +1,87 @@
+"""domainfm hook implementations for the medical plugin: records pointing at the modules."""
+
+from __future__ import annotations
+
+from domainfm import hookimpl
+from domainfm.records import (
+    DatasetRecord,
+    EncoderRecord,
+    HeadRecord,
+    MetricRecord,
+    ObjectiveRecord,
+    PredictorRecord,
+)
+from domainfm_medical import data, encoder, heads, metrics, objective, predict
+
+TINY_DATA = {"num_cases": 8, "batch_size": 2, "val_fraction": 0.25}
+
+
+@hookimpl
+def domainfm_datasets() -> list[DatasetRecord]:
+    return [
+        DatasetRecord("medical.synthetic_brains",
+                      "Synthetic 4-modality brain MRI (32^3) with BraTS-style tumour masks and a grade label.",
+                      data.synthetic_brains, tiny_params=TINY_DATA, default_encoder="medical.bmmae",
+                      default_head="medical.segmentation", head_params={"num_classes": 3},
+                      default_metrics=("medical.dice", "medical.hd95")),
+        DatasetRecord("medical.synthetic_grades",
+                      "The synthetic brains as a case-classification task (tumour grade).",
+                      data.synthetic_grades, tiny_params=TINY_DATA, default_encoder="medical.bmmae",
+                      default_head="medical.classification", head_params={"num_classes": 2},
+                      default_metrics=("medical.auroc", "medical.accuracy")),
+        DatasetRecord("medical.brain_mri",
+                      "Your multimodal NIfTI cases from a folder or a CSV/JSON manifest (MONAI transforms).",
+                      data.brain_mri, default_encoder="medical.bmmae",
+                      default_head="medical.segmentation", head_params={"num_classes": 3},
+                      default_metrics=("medical.dice", "medical.hd95")),
+    ]
+
+
+@hookimpl
+def domainfm_encoders() -> list[EncoderRecord]:
+    return [EncoderRecord("medical.bmmae",
+                          "BM-MAE multimodal 3D ViT: per-modality patch tokenizers, any modality subset.",
+                          encoder.build_encoder, presets=encoder.PRESETS,
+                          default_dataset="medical.synthetic_brains",
+                          default_objective="medical.multimodal_mae")]
+
+
+@hookimpl
+def domainfm_objectives() -> list[ObjectiveRecord]:
+    return [ObjectiveRecord("medical.multimodal_mae",
+                            "BM-MAE pretraining: 75% masking, Dirichlet budget across modalities, masked MSE.",
+                            objective.build_objective)]
+
+
+@hookimpl
+def domainfm_heads() -> list[HeadRecord]:
+    return [
+        HeadRecord("medical.segmentation", "UNETR-style 3D segmentation (sigmoid TC/WT/ET or softmax classes).",
+                   heads.build_segmentation),
+        HeadRecord("medical.classification", "Case classification from the cls token.",
+                   heads.build_classification),
+    ]
+
+
+@hookimpl
+def domainfm_metrics() -> list[MetricRecord]:
+    return [
+        MetricRecord("medical.dice", "Dice per class (empty reference and prediction score 1).",
+                     metrics.build_dice),
+        MetricRecord("medical.hd95", "95th-percentile Hausdorff distance in mm (a missed structure scores the worst).",
+                     metrics.build_hd95, higher_is_better=False),
+        MetricRecord("medical.auroc", "ROC-AUC of case classification.", metrics.build_auroc),
+        MetricRecord("medical.accuracy", "Accuracy of case classification.", metrics.build_accuracy),
+    ]
+
+
+@hookimpl
+def domainfm_predictors() -> list[PredictorRecord]:
+    return [
+        PredictorRecord("medical.segment", "NIfTI case in, NIfTI tumour segmentation out (input affine and shape).",
+                        predict.build_segment, dataset="medical.synthetic_brains",
+                        example=predict.example_case),
+        PredictorRecord("medical.reconstruct", "Reconstruct missing MRI modalities of a NIfTI case as NIfTI.",
+                        predict.build_reconstruct, dataset="medical.synthetic_brains",
+                        example=predict.example_case),
+    ]
