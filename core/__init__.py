@@ -11,7 +11,7 @@ _API = {"RunResult", "evaluate", "export", "finetune", "load_encoder", "load_mod
         "predict_from_config", "pretrain"}
 _MORE = {"ExportedModel": "domainfm.export_folder", "DomainfmError": "domainfm.host",
          "get_host": "domainfm.host", "load_config": "domainfm.config",
-         "RunConfig": "domainfm.config", "demo": "domainfm.demo"}
+         "RunConfig": "domainfm.config", "demo": "domainfm.showcase"}
 
 __all__ = sorted({"hookimpl", *_API, *_MORE})
 

@@ -93,6 +93,13 @@ class Host:
 
     def _load(self, name: str, dist: str, version: str, load: Any) -> PluginInfo:
         info = PluginInfo(name=name, distribution=dist, version=version)
+        first = self.plugins.get(name)
+        if first is not None:  # two distributions claim one plugin name: keep the first
+            info.status = "broken"
+            info.error = (f"plugin name {name!r} is registered by both distributions "
+                          f"{first.distribution!r} and {dist!r}")
+            self.plugins[f"{name} ({dist})"] = info
+            return info
         self.plugins[name] = info
         if name in self.disabled:
             info.status = "disabled"

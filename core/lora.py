@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from domainfm.hookspecs import hookimpl
+from domainfm.host import DomainfmError
 
 
 class LoRALinear(nn.Module):
@@ -81,7 +82,7 @@ def inject_lora(module: nn.Module, rank: int = 8, alpha: float = 16.0, dropout: 
     ]
     if not chosen:
         what = f"matching {list(targets)}" if targets else "at all"
-        raise ValueError(f"LoRA found no nn.Linear layer {what} in {type(module).__name__}")
+        raise DomainfmError(f"LoRA found no nn.Linear layer {what} in {type(module).__name__}")
     module.requires_grad_(False)
     for name in chosen:
         parent, _, leaf = name.rpartition(".")

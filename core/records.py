@@ -99,7 +99,9 @@ class DatasetRecord(Record):
     that make the smallest dataset the conformance harness and tests use (it must be generated
     or shipped, never downloaded). ``default_encoder``, ``default_head`` (with ``head_params``) and ``default_metrics`` say
     what a fine-tuning run on this data uses when the config names nothing else; the harness
-    fine-tunes every dataset that has a default head this way.
+    fine-tunes every dataset that has a default head this way. ``demo`` tunes ``domainfm demo``
+    on this data: ``params`` (default ``tiny_params``), ``pretrain_steps``, ``finetune_steps``,
+    ``lr`` and ``finetune_params`` (data parameters of the few-label fine-tuning run).
     """
 
     tiny_params: Mapping[str, Any] = field(default_factory=dict)
@@ -107,6 +109,7 @@ class DatasetRecord(Record):
     default_head: str | None = None
     head_params: Mapping[str, Any] = field(default_factory=dict)
     default_metrics: tuple[str, ...] = ()
+    demo: Mapping[str, Any] = field(default_factory=dict)
     kind: ClassVar[Kind] = "dataset"
 
 

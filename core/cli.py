@@ -1,0 +1,156 @@
+"""The ``domainfm`` command: parse arguments, call the public functions, print.
+
+Errors a user can fix (unknown names, bad config keys, broken exports) print one line and exit
+with status 2; nothing is written before the config has been validated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from domainfm.host import DISABLE_ENV, DomainfmError, get_host
+
+EXIT_USAGE = 2
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--disable-plugin", action="append", default=[], metavar="NAME",
+                        help=f"do not load this plugin (repeatable; also ${DISABLE_ENV}=a,b)")
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="run config (YAML)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="override a config value, e.g. --set trainer.max_steps=50")
+    parser.add_argument("--resume", help="Lightning checkpoint to resume from")
+    parser.add_argument("--devices", help="shorthand for --set trainer.devices=N")
+    parser.add_argument("--strategy", help="shorthand for --set trainer.strategy=ddp")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="domainfm", description="Pretrain and fine-tune domain foundation models.")
+    _common(parser)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _common(sub.add_parser("plugins", help="list installed plugins and their status"))
+    components = sub.add_parser("components", help="list registered components")
+    _common(components)
+    components.add_argument("--kind", choices=["dataset", "encoder", "objective", "head", "metric",
+                                               "predictor"])
+    for verb, text in (("pretrain", "pretrain an encoder"), ("finetune", "fine-tune with a head"),
+                       ("evaluate", "score a fine-tuned model on a test split"),
+                       ("predict", "predict on domain files")):
+        p = sub.add_parser(verb, help=text)
+        _common(p)
+        _run_options(p)
+    export = sub.add_parser("export", help="write config.json + model.safetensors + model card")
+    _common(export)
+    export.add_argument("source", help="run folder or Lightning .ckpt")
+    export.add_argument("destination", help="export folder to create")
+    export.add_argument("--keep-lora", action="store_true", help="do not merge LoRA adapters")
+    export.add_argument("--overwrite", action="store_true")
+    demo = sub.add_parser("demo", help="pretrain -> fine-tune -> evaluate every installed plugin")
+    _common(demo)
+    demo.add_argument("--plugin", action="append", default=[], help="only these plugins")
+    demo.add_argument("--output", default="demo_runs")
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    overrides = list(args.overrides)
+    if args.resume:
+        overrides.append(f"resume={args.resume}")
+    if args.devices:
+        overrides.append(f"trainer.devices={args.devices}")
+    if args.strategy:
+        overrides.append(f"trainer.strategy={args.strategy}")
+    return overrides
+
+
+def print_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    cells = [list(map(str, header))] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    for i, row in enumerate(cells):
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    host = get_host(args.disable_plugin)
+    rows = []
+    for info in sorted(host.plugins.values(), key=lambda i: i.name):
+        detail = info.error if info.error else f"{len(info.components)} components"
+        if info.unknown_hooks:
+            detail += f"; unknown hooks: {', '.join(info.unknown_hooks)}"
+        rows.append([info.name, info.version, info.distribution, info.status, detail])
+    print_table(["plugin", "version", "distribution", "status", "components / error"], rows)
+    return 0
+
+
+def cmd_components(args: argparse.Namespace) -> int:
+    host = get_host(args.disable_plugin)
+    rows = []
+    for record in host.components(args.kind):
+        extra = f" [presets: {', '.join(record.presets)}]" if record.kind == "encoder" else ""
+        rows.append([record.name, record.kind, record.description + extra])
+    print_table(["name", "kind", "description"], rows)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import domainfm
+
+    get_host(args.disable_plugin)
+    if args.command == "predict":
+        for path in domainfm.predict_from_config(args.config, _overrides(args)):
+            print(path)
+        return 0
+    result = getattr(domainfm, args.command)(args.config, _overrides(args))
+    if result.module is None or result.module.trainer.is_global_zero:
+        print(f"run folder: {result.run_dir}")
+        for key, value in sorted(result.metrics.items()):
+            print(f"  {key}: {value:.6g}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import domainfm
+
+    get_host(args.disable_plugin)
+    path = domainfm.export(args.source, args.destination, merge_lora=not args.keep_lora,
+                           overwrite=args.overwrite)
+    print(f"exported to {path}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from domainfm.showcase import demo
+
+    get_host(args.disable_plugin)
+    demo(plugins=args.plugin or None, output=args.output)
+    return 0
+
+
+COMMANDS = {"plugins": cmd_plugins, "components": cmd_components, "pretrain": cmd_run,
+            "finetune": cmd_run, "evaluate": cmd_run, "predict": cmd_run, "export": cmd_export,
+            "demo": cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except DomainfmError as exc:
+        print(f"domainfm {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())
