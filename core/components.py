@@ -7,7 +7,7 @@ the valid names before anything is built or trained.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import lightning.pytorch as pl
@@ -20,32 +20,38 @@ from domainfm.records import DatasetRecord, EncoderRecord, Kind
 
 
 def check_params(build: Callable[..., Any], params: Mapping[str, Any], where: str,
-                 skip: int = 0) -> None:
-    """Fail on parameters ``build`` does not accept (unless it takes ``**kwargs``)."""
+                 skip: int = 0, extra: Iterable[str] | None = None) -> None:
+    """Fail on parameters ``build`` does not accept.
+
+    A ``build`` taking ``**kwargs`` accepts anything, unless ``extra`` names what those may be
+    (an encoder's overrides are the hyper-parameters its presets define).
+    """
     signature = inspect.signature(build)
     accepted = list(signature.parameters.values())[skip:]
-    if any(p.kind is p.VAR_KEYWORD for p in accepted):
+    if any(p.kind is p.VAR_KEYWORD for p in accepted) and extra is None:
         return
     names = [p.name for p in accepted if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    names += [n for n in extra or () if n not in names]
     for key in params:
         if key not in names:
             raise ConfigError(f"unknown parameter {where}.{key}.{did_you_mean(key, names)}")
 
 
 def encoder_params(record: EncoderRecord, choice: EncoderChoice) -> dict[str, Any]:
+    """The encoder's overrides, checked against its build signature and presets."""
     if choice.preset not in record.presets:
         raise ConfigError(
             f"unknown preset {choice.preset!r} for encoder {record.name!r}."
             f"{did_you_mean(choice.preset, record.presets)}"
         )
+    hyper = {key for preset in record.presets.values() for key in preset}
+    check_params(record.build, choice.params, "encoder.params", extra=hyper - {"preset"})
     return dict(choice.params)
 
 
 def build_encoder(host: Host, choice: EncoderChoice) -> nn.Module:
     record: EncoderRecord = host.get("encoder", choice.name)
-    params = encoder_params(record, choice)
-    check_params(record.build, params, "encoder.params")
-    return record.build(preset=choice.preset, **params)
+    return record.build(preset=choice.preset, **encoder_params(record, choice))
 
 
 def build_with_encoder(host: Host, kind: Kind, choice: Component, encoder: nn.Module) -> nn.Module:
@@ -89,7 +95,7 @@ def resolve(host: Host, config: RunConfig, stage: str) -> RunConfig:
     if config.encoder is None:  # evaluate: the model comes from `init`
         return _resolve_metrics(host, config, data)
     encoder: EncoderRecord = host.get("encoder", config.encoder.name)
-    check_params(encoder.build, encoder_params(encoder, config.encoder), "encoder.params")
+    encoder_params(encoder, config.encoder)
     if stage == "pretrain":
         if config.objective is None:
             if not encoder.default_objective:

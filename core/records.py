@@ -118,7 +118,8 @@ class EncoderRecord(Record):
     """``build(preset=..., **overrides) -> nn.Module`` implementing :class:`Encoder`.
 
     ``presets`` maps preset names (``"tiny"`` is required: the harness builds it) to the
-    hyper-parameters they stand for; overrides are merged on top. ``default_dataset`` and
+    hyper-parameters they stand for; overrides are merged on top, and a config may override
+    only those hyper-parameters or the keyword parameters ``build`` names. ``default_dataset`` and
     ``default_objective`` let the harness and the demo pair the encoder with its data.
     """
 

@@ -1,0 +1,131 @@
+"""Bad input fails early with one clear line, a non-zero exit code, and nothing written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from domainfm.cli import main
+
+from support import example_config
+
+
+def run(capsys, *argv: str) -> tuple[int, str]:
+    code = main(list(argv))
+    return code, capsys.readouterr().err
+
+
+def write(tmp_path: Path, config: dict) -> str:
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"encoder": {"name": "nosuch.encoder"}}, "unknown encoder 'nosuch.encoder'"),
+    ({"encoder": {"name": "example.patch_transformr"}}, "Did you mean 'example.patch_transformer'"),
+    ({"data": {"name": "example.wave"}}, "Did you mean 'example.waves'"),
+    ({"trainer": {"max_step": 3}}, "unknown key config.trainer.max_step. Did you mean 'max_steps'"),
+    ({"optimiser": {"lr": 1}}, "unknown key config.optimiser. Did you mean 'optim'"),
+    ({"encoder": {"name": "example.patch_transformer", "preset": "huge"}}, "unknown preset 'huge'"),
+    ({"encoder": {"name": "example.patch_transformer", "params": {"widht": 3}}},
+     "unknown parameter encoder.params.widht. Did you mean 'width'"),
+    ({"objective": {"name": "example.masked_patches", "params": {"ratio": 0.5}}},
+     "Did you mean 'mask_ratio'"),
+    ({"trainer": {"max_steps": "many"}}, "config.trainer.max_steps must be int"),
+    ({"mode": "partial"}, "config.mode must be one of"),
+])
+def test_pretrain_config_errors(tmp_path, capsys, change, expected):
+    config = example_config(tmp_path, **change)
+    code, err = run(capsys, "pretrain", "--config", write(tmp_path, config))
+    assert code == 2
+    assert expected in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_set_override(tmp_path, capsys):
+    code, err = run(capsys, "pretrain", "--config", write(tmp_path, example_config(tmp_path)),
+                    "--set", "trainer.max_steps")
+    assert code == 2 and "--set expects key=value" in err
+
+
+def test_missing_config_file(tmp_path, capsys):
+    code, err = run(capsys, "pretrain", "--config", str(tmp_path / "nope.yaml"))
+    assert code == 2 and "nope.yaml" in err and "does not exist" in err
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> Path:
+    import domainfm
+
+    tmp = tmp_path_factory.mktemp("export")
+    result = domainfm.finetune(example_config(tmp, head={"name": "example.classifier"}))
+    return domainfm.export(result.run_dir, tmp / "model")
+
+
+def _copy(exported: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(exported, tmp_path / "copy"))
+
+
+def _finetune_from(tmp_path, capsys, init: Path) -> tuple[int, str]:
+    config = example_config(tmp_path, init=str(init), head={"name": "example.classifier"})
+    return run(capsys, "finetune", "--config", write(tmp_path, config))
+
+
+def test_missing_export_folder(tmp_path, capsys):
+    code, err = _finetune_from(tmp_path, capsys, tmp_path / "absent")
+    assert code == 2 and "absent" in err and "neither an export folder" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_export_without_weights(exported, tmp_path, capsys):
+    folder = _copy(exported, tmp_path)
+    (folder / "model.safetensors").unlink()
+    code, err = _finetune_from(tmp_path, capsys, folder)
+    assert code == 2 and "model.safetensors is missing" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_truncated_weights(exported, tmp_path, capsys):
+    folder = _copy(exported, tmp_path)
+    data = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(data[: len(data) // 2])
+    code, err = _finetune_from(tmp_path, capsys, folder)
+    assert code == 2 and "model.safetensors is unreadable" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_weights_that_do_not_match_the_config(exported, tmp_path, capsys):
+    folder = _copy(exported, tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    config["encoder"]["params"] = {"width": 48}
+    (folder / "config.json").write_text(json.dumps(config))
+    code, err = run(capsys, "export", str(folder), str(tmp_path / "again"))
+    assert code == 2
+    assert "shape mismatch" in err and "file (96, 32) vs model (144, 48)" in err
+    assert not (tmp_path / "again").exists()
+
+
+def test_corrupt_config_json(exported, tmp_path, capsys):
+    folder = _copy(exported, tmp_path)
+    (folder / "config.json").write_text("{not json")
+    code, err = run(capsys, "export", str(folder), str(tmp_path / "again"))
+    assert code == 2 and "config.json is not valid JSON" in err
+
+
+def test_export_refuses_to_overwrite(exported, tmp_path, capsys):
+    code, err = run(capsys, "export", str(exported), str(exported))
+    assert code == 2 and "already exists" in err
+
+
+def test_cli_exit_code_in_a_real_process(cli, tmp_path):
+    result = cli("pretrain", "--config", write(tmp_path, example_config(tmp_path, data={"name": "nosuch.data"})))
+    assert result.returncode == 2
+    assert "unknown dataset 'nosuch.data'" in result.stderr
+    assert "Traceback" not in result.stderr
