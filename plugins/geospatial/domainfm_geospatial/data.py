@@ -159,8 +159,10 @@ class SceneWindows(Dataset):
     """Map-style dataset over fixed geo windows of dated scenes: one sample = all dates."""
 
     def __init__(self, images: DatedStacks, labels: Labels | None, windows: list[tuple[slice, slice]],
-                 prep: Preprocess, frames: int, ignore_index: int, nodata: float | None) -> None:
+                 prep: Preprocess, frames: int, ignore_index: int, nodata: float | None,
+                 target: str = "mask") -> None:
         self.images, self.labels, self.windows = images, labels, windows
+        self.target = target
         self.prep, self.frames, self.ignore_index, self.nodata = prep, frames, ignore_index, nodata
 
     def __len__(self) -> int:
@@ -191,11 +193,33 @@ class SceneWindows(Dataset):
             "temporal_coords": torch.tensor([day_coords(d.left) for d in dates]),
             "location_coords": lat_lon(self.images.crs, (x.start + x.stop) / 2, (y.start + y.stop) / 2),
         }
-        if self.labels is not None:
+        if self.target == "ndwi":
+            sample["target"] = ndwi(raw[-len(self.prep.names):], self.prep.names)
+        elif self.labels is not None:
             target = self.labels[x, y]["mask"].long()
             target[(target == gio_label_nodata(self.labels)) | ~valid] = self.ignore_index
+            if self.target == "scene":  # does water cover more than a fifth of the window?
+                labelled = target != self.ignore_index
+                share = (target == 1)[labelled].float().mean() if labelled.any() else 0.0
+                target = torch.tensor(int(share > SCENE_WATER_SHARE))
             sample["target"] = target
         return sample
+
+
+SCENE_WATER_SHARE = 0.2
+TARGETS = ("mask", "scene", "ndwi")
+
+
+def ndwi(frame: np.ndarray, names: list[str]) -> torch.Tensor:
+    """McFeeters' water index (GREEN - NIR) / (GREEN + NIR) of one frame; NaN where nodata."""
+    missing = [b for b in ("GREEN", "NIR_NARROW") if b not in names]
+    if missing:
+        raise DomainfmError(f"target 'ndwi' needs bands GREEN and NIR_NARROW; {missing} not in "
+                            f"the selected bands {names}")
+    green, nir = frame[names.index("GREEN")], frame[names.index("NIR_NARROW")]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        value = (green - nir) / (green + nir)
+    return torch.from_numpy(np.where(np.isfinite(value), value, np.nan).astype(np.float32))
 
 
 def gio_label_nodata(labels: Labels) -> int:
@@ -213,8 +237,11 @@ class SceneDataModule(_LoaderMixin):
                  mean: list[float] | None, std: list[float] | None, num_frames: int,
                  chip_size: int, stride: int | None, sampler: str, samples_per_epoch: int,
                  val_fraction: float, labels: bool, batch_size: int, num_workers: int, seed: int,
-                 ignore_index: int) -> None:
+                 ignore_index: int, target: str = "mask") -> None:
         super().__init__()
+        if target not in TARGETS:
+            raise DomainfmError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
+        self.target = target
         self.root = Path(root)
         self.prep = Preprocess.create(file_bands=file_bands, bands=bands, mean=mean, std=std,
                                       frames=num_frames)
@@ -247,7 +274,7 @@ class SceneDataModule(_LoaderMixin):
                                 f"({type(exc).__name__})") from None
         nodata = self._check_files(list(images.index.filepath))
         labels = None
-        if self.with_labels:
+        if self.with_labels and self.target != "ndwi":
             try:
                 labels = Labels(paths=self.root)
             except Exception:
@@ -259,7 +286,7 @@ class SceneDataModule(_LoaderMixin):
         pick = lambda chosen: [w for p, w in windows if p in set(chosen)]  # noqa: E731
         args = (images, labels)
         kw = dict(prep=self.prep, frames=self.num_frames, ignore_index=self.ignore_index,
-                  nodata=nodata)
+                  nodata=nodata, target=self.target)
         self.train_set = SceneWindows(*args, pick(train_places), **kw)
         self.val_set = SceneWindows(*args, pick(val_places), **kw)
 
@@ -308,9 +335,12 @@ def build_scenes(*, root: str | None = None, generate: bool = False,
                  num_frames: int = 3, chip_size: int = 224, stride: int | None = None,
                  sampler: str = "grid", samples_per_epoch: int = 256, val_fraction: float = 0.25,
                  labels: bool = True, batch_size: int = 8, num_workers: int = 0, seed: int = 0,
-                 ignore_index: int = -1, places: int = 8, size: int = 64) -> SceneDataModule:
+                 ignore_index: int = -1, target: str = "mask", places: int = 8,
+                 size: int = 64) -> SceneDataModule:
     """Dated scenes ``<place>_<YYYYMMDD>.tif`` (+ ``<place>_mask.tif``) in ``root``, split by place.
 
+    ``target``: ``mask`` (per-pixel labels), ``scene`` (1 when water covers more than a fifth
+    of the window) or ``ndwi`` (per-pixel water index of the last frame, for regression).
     ``generate=True`` first writes the embedded water data (``places`` scenes of ``size`` pixels,
     from ``seed``) into ``root`` (a temporary folder when ``root`` is not given).
     """
@@ -322,18 +352,23 @@ def build_scenes(*, root: str | None = None, generate: bool = False,
                            num_frames=num_frames, chip_size=chip_size, stride=stride,
                            sampler=sampler, samples_per_epoch=samples_per_epoch,
                            val_fraction=val_fraction, labels=labels, batch_size=batch_size,
-                           num_workers=num_workers, seed=seed, ignore_index=ignore_index)
+                           num_workers=num_workers, seed=seed, ignore_index=ignore_index,
+                           target=target)
 
 
 def build_water(*, root: str | None = None, places: int = 8, size: int = 64, chip_size: int = 32,
-                num_frames: int = 3, sampler: str = "grid", samples_per_epoch: int = 64,
-                batch_size: int = 8, num_workers: int = 0, seed: int = 0,
-                val_fraction: float = 0.25) -> SceneDataModule:
-    """The embedded water dataset, generated from ``seed`` into ``root`` (default: a temp folder)."""
+                stride: int | None = None, num_frames: int = 3, target: str = "mask",
+                sampler: str = "grid", samples_per_epoch: int = 64, batch_size: int = 8,
+                num_workers: int = 0, seed: int = 0, val_fraction: float = 0.25) -> SceneDataModule:
+    """The embedded water dataset, generated from ``seed`` into ``root`` (default: a temp folder).
+
+    ``target``: ``mask`` (water segmentation), ``scene`` (is the window mostly water?) or
+    ``ndwi`` (per-pixel water index regression).
+    """
     return build_scenes(root=root, generate=True, places=places, size=size, chip_size=chip_size,
-                        num_frames=num_frames, sampler=sampler, samples_per_epoch=samples_per_epoch,
-                        batch_size=batch_size, num_workers=num_workers, seed=seed,
-                        val_fraction=val_fraction)
+                        stride=stride, num_frames=num_frames, target=target, sampler=sampler,
+                        samples_per_epoch=samples_per_epoch, batch_size=batch_size,
+                        num_workers=num_workers, seed=seed, val_fraction=val_fraction)
 
 
 # --------------------------------------------------------------------------- chips
@@ -357,7 +392,7 @@ class ChipDataset(NonGeoDataset):
         if not valid.any():
             raise DomainfmError(f"{image_path}: every pixel is nodata ({info.nodata}); "
                                 "remove this chip or fix its nodata value")
-        cx, cy = info.transform * (info.width / 2, info.height / 2)
+        cx, cy = info.transform @ (info.width / 2, info.height / 2)
         sample: dict[str, Any] = {"image": image,
                                   "location_coords": lat_lon(info.crs, cx, cy)}
         if self.dates is not None:

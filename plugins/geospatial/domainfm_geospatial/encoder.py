@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 from timm.models.vision_transformer import Block
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from domainfm.host import DomainfmError
@@ -93,7 +94,12 @@ class LocationEncoder(nn.Module):
 
 
 class PatchEmbed(nn.Module):
-    """Tubelets of ``tubelet x patch x patch`` pixels -> tokens, ordered (T, h, w)."""
+    """Tubelets of ``tubelet x patch x patch`` pixels -> tokens, ordered (T, h, w).
+
+    The weights are the official ``Conv3d`` (so checkpoints load as they are), applied as one
+    matrix product over non-overlapping tubelets: the same numbers, several times faster on CPU
+    than a strided 3D convolution, above all in the backward pass.
+    """
 
     def __init__(self, in_chans: int, embed_dim: int, patch_size: int, tubelet_size: int) -> None:
         super().__init__()
@@ -101,9 +107,13 @@ class PatchEmbed(nn.Module):
         self.proj = nn.Conv3d(in_chans, embed_dim, kernel_size=kernel, stride=kernel)
 
     def forward(self, x: Tensor) -> tuple[Tensor, tuple[int, int, int]]:
-        x = self.proj(x)
-        grid = tuple(x.shape[2:])
-        return x.flatten(2).transpose(1, 2), grid  # type: ignore[return-value]
+        b, c, t, h, w = x.shape
+        kt, kp, _ = self.proj.kernel_size
+        grid = (t // kt, h // kp, w // kp)
+        x = x.reshape(b, c, grid[0], kt, grid[1], kp, grid[2], kp)
+        x = x.permute(0, 2, 4, 6, 1, 3, 5, 7).reshape(b, grid[0] * grid[1] * grid[2], -1)
+        weight = self.proj.weight.reshape(self.proj.out_channels, -1)
+        return F.linear(x, weight, self.proj.bias), grid
 
 
 class PrithviViT(nn.Module):
@@ -251,18 +261,23 @@ def build_prithvi(
     drop_path: float = 0.0,
     weights: str | None = None,
     weights_bands: list[str] | None = None,
+    decoder_dim: int | None = None,
+    decoder_depth: int | None = None,
+    decoder_heads: int | None = None,
 ) -> PrithviViT:
     """Build a preset, override any field, and optionally load an official checkpoint.
 
     ``bands`` names the input channels (default the six HLS bands); ``weights`` is a Prithvi
     ``.pt``/``.pth``/``.safetensors`` file whose bands are ``weights_bands`` (default HLS order).
+    ``decoder_*`` are the MAE decoder sizes that ``geospatial.mae`` uses unless told otherwise.
     """
     if preset not in PRESETS:
         raise DomainfmError(f"unknown preset {preset!r} for geospatial.prithvi; "
                             f"choose one of {', '.join(PRESETS)}")
     given = dict(img_size=img_size, patch_size=patch_size, num_frames=num_frames,
                  embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio,
-                 temporal_encoding=temporal_encoding, location_encoding=location_encoding)
+                 temporal_encoding=temporal_encoding, location_encoding=location_encoding,
+                 decoder_dim=decoder_dim, decoder_depth=decoder_depth, decoder_heads=decoder_heads)
     params: dict[str, Any] = dict(temporal_encoding=False, location_encoding=False)
     params.update(PRESETS[preset])
     params.update({k: v for k, v in given.items() if v is not None})

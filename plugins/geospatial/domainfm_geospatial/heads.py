@@ -33,8 +33,9 @@ class DenseDecoder(nn.Module):
     """Neck over intermediate layers + upsampling decoder -> ``(B, out_channels, H, W)``."""
 
     def __init__(self, encoder: nn.Module, *, out_channels: int, layers: list[int] | None,
-                 neck_dim: int, frames: int | None) -> None:
+                 neck_dim: int | None, frames: int | None) -> None:
         super().__init__()
+        neck_dim = neck_dim or min(256, encoder.embed_dim)
         depth = len(encoder.blocks)
         self.layers = _layers(depth, layers)
         frames = frames or encoder.num_frames
@@ -76,7 +77,7 @@ class SegmentationHead(nn.Module):
     """Per-pixel class logits ``(B, K, H, W)``; cross-entropy ignoring ``ignore_index``."""
 
     def __init__(self, encoder: nn.Module, *, num_classes: int, layers: list[int] | None,
-                 neck_dim: int, frames: int | None, ignore_index: int,
+                 neck_dim: int | None, frames: int | None, ignore_index: int,
                  class_weights: list[float] | None) -> None:
         super().__init__()
         self.decoder = DenseDecoder(encoder, out_channels=num_classes, layers=layers,
@@ -107,7 +108,7 @@ class SegmentationHead(nn.Module):
 class RegressionHead(nn.Module):
     """Per-pixel values ``(B, H, W)``; MSE over pixels whose target is finite."""
 
-    def __init__(self, encoder: nn.Module, *, layers: list[int] | None, neck_dim: int,
+    def __init__(self, encoder: nn.Module, *, layers: list[int] | None, neck_dim: int | None,
                  frames: int | None) -> None:
         super().__init__()
         self.decoder = DenseDecoder(encoder, out_channels=1, layers=layers, neck_dim=neck_dim,
@@ -141,14 +142,15 @@ class ClassificationHead(nn.Module):
 
 
 def build_segmentation(encoder: nn.Module, *, num_classes: int = 2, layers: list[int] | None = None,
-                       neck_dim: int = 256, frames: int | None = None, ignore_index: int = -1,
+                       neck_dim: int | None = None, frames: int | None = None, ignore_index: int = -1,
                        class_weights: list[float] | None = None) -> SegmentationHead:
-    """``frames``: input frames the head will see (default: the encoder's ``num_frames``)."""
+    """``frames``: input frames the head will see (default: the encoder's ``num_frames``);
+    ``neck_dim``: fused feature width (default: the encoder width, at most 256)."""
     return SegmentationHead(encoder, num_classes=num_classes, layers=layers, neck_dim=neck_dim,
                             frames=frames, ignore_index=ignore_index, class_weights=class_weights)
 
 
-def build_regression(encoder: nn.Module, *, layers: list[int] | None = None, neck_dim: int = 256,
+def build_regression(encoder: nn.Module, *, layers: list[int] | None = None, neck_dim: int | None = None,
                      frames: int | None = None) -> RegressionHead:
     return RegressionHead(encoder, layers=layers, neck_dim=neck_dim, frames=frames)
 

@@ -8,6 +8,7 @@ per-class IoU reports one class (e.g. water) as a scalar.
 from __future__ import annotations
 
 import torch
+from torchmetrics import Metric
 from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassF1Score,
@@ -45,3 +46,27 @@ def build_f1(*, num_classes: int = 2, ignore_index: int = -1) -> MulticlassF1Sco
 
 def build_pixel_accuracy(*, num_classes: int = 2, ignore_index: int = -1) -> MulticlassAccuracy:
     return MulticlassAccuracy(num_classes=num_classes, average="micro", ignore_index=ignore_index)
+
+
+class MaskedRMSE(Metric):
+    """Root mean squared error over pixels whose target is finite (NaN marks nodata)."""
+
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("sum_sq", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, predictions: torch.Tensor, target: torch.Tensor) -> None:
+        valid = torch.isfinite(target)
+        diff = predictions.double()[valid] - target.double()[valid]
+        self.sum_sq += diff.pow(2).sum()
+        self.count += valid.sum()
+
+    def compute(self) -> torch.Tensor:
+        return (self.sum_sq / self.count.clamp(min=1)).sqrt().float()
+
+
+def build_rmse() -> MaskedRMSE:
+    return MaskedRMSE()

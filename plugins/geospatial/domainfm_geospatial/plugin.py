@@ -1,5 +1,7 @@
 """Hook implementations only: records pointing at the modules that do the work."""
 
+import functools
+
 from domainfm import hookimpl
 from domainfm.records import (
     DatasetRecord,
@@ -25,6 +27,20 @@ def domainfm_datasets():
             tiny_params={"places": 4, "size": 32, "chip_size": 32, "batch_size": 2},
             default_encoder="geospatial.prithvi", default_head="geospatial.segmentation",
             head_params={"num_classes": 2}, default_metrics=_SEGMENTATION_METRICS,
+        ),
+        DatasetRecord(
+            "geospatial.water_scenes", "Embedded water scenes labelled as a whole: does water "
+            "cover more than a fifth of the window?", functools.partial(data.build_water, target="scene"),
+            tiny_params={"places": 4, "size": 32, "chip_size": 16, "stride": 8, "batch_size": 4},
+            default_encoder="geospatial.prithvi", default_head="geospatial.classification",
+            head_params={"num_classes": 2}, default_metrics=("geospatial.f1",),
+        ),
+        DatasetRecord(
+            "geospatial.water_ndwi", "Embedded water scenes with a per-pixel water index (NDWI) "
+            "to regress.", functools.partial(data.build_water, target="ndwi"),
+            tiny_params={"places": 4, "size": 32, "chip_size": 32, "batch_size": 2},
+            default_encoder="geospatial.prithvi", default_head="geospatial.regression",
+            default_metrics=("geospatial.rmse",),
         ),
         DatasetRecord(
             "geospatial.scenes", "Dated multi-band GeoTIFF time series <place>_<YYYYMMDD>.tif "
@@ -81,6 +97,8 @@ def domainfm_metrics():
         MetricRecord("geospatial.f1", "Macro F1 over classes.", metrics.build_f1),
         MetricRecord("geospatial.pixel_accuracy", "Share of correctly classified pixels.",
                      metrics.build_pixel_accuracy),
+        MetricRecord("geospatial.rmse", "Root mean squared error over valid pixels.",
+                     metrics.build_rmse, higher_is_better=False),
     ]
 
 

@@ -186,7 +186,7 @@ def build_predictor(*, tile_size: int | None = None, overlap: int = 16, batch_si
             return out.unsqueeze(1) if out.ndim == 3 else out
 
         def coords(info: gio.RasterInfo) -> dict[str, torch.Tensor]:
-            cx, cy = info.transform * (info.width / 2, info.height / 2)
+            cx, cy = info.transform @ (info.width / 2, info.height / 2)
             extra = {"location_coords": lat_lon(info.crs, cx, cy)[None]}
             if temporal is not None:
                 extra["temporal_coords"] = temporal[None]
