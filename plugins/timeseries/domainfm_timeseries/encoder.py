@@ -1,0 +1,199 @@
+"""TTM backbone (``timeseries.ttm``): std scaling, patching, patch embedding, adaptive mixer.
+
+Submodule names follow granite-tsfm's ``TinyTimeMixerModel`` so an official state dict loads by
+prefix (``backbone.encoder.*`` -> ``encoder.*``; see weights.py).
+
+Shorter contexts: a context shorter than ``context_length`` is left-padded with zeros marked
+unobserved in ``past_observed_mask``; the scaler ignores unobserved steps and they enter the
+mixer as 0 (the scaled mean). Longer contexts are cut to the last ``context_length`` steps, as
+in granite-tsfm. With a full observed context this is exactly granite's computation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from domainfm.host import DomainfmError
+from domainfm_timeseries.frequency import VOCAB_SIZE
+from domainfm_timeseries.mixer import MixerStack
+
+Mode = Literal["common_channel", "mix_channel"]
+
+
+@dataclass(frozen=True)
+class TTMConfig:
+    """Hyper-parameters of a TTM; field names are granite-tsfm's where one exists."""
+
+    context_length: int = 512
+    prediction_length: int = 96
+    patch_length: int = 64
+    patch_stride: int = 64
+    d_model: int = 192
+    num_layers: int = 2
+    adaptive_patching_levels: int = 3
+    expansion_factor: int = 2
+    dropout: float = 0.2
+    mode: Mode = "common_channel"
+    num_input_channels: int = 1
+    resolution_prefix_tuning: bool = False
+    frequency_token_vocab_size: int = VOCAB_SIZE
+    decoder_d_model: int = 128
+    decoder_num_layers: int = 2
+    decoder_mode: Mode = "common_channel"
+    head_dropout: float = 0.7
+
+    @property
+    def num_patches(self) -> int:
+        """Patches the mixer sees, including the resolution prefix token when enabled."""
+        n = (max(self.context_length, self.patch_length) - self.patch_length) // self.patch_stride + 1
+        return n + int(self.resolution_prefix_tuning)
+
+    def validate(self) -> "TTMConfig":
+        if self.context_length < self.patch_length:
+            raise DomainfmError(f"timeseries.ttm: context_length={self.context_length} must be at "
+                                f"least patch_length={self.patch_length}")
+        if self.d_model % (2 ** max(self.adaptive_patching_levels - 1, 0)):
+            raise DomainfmError(f"timeseries.ttm: d_model={self.d_model} must be divisible by "
+                                f"2^(adaptive_patching_levels-1)={2 ** (self.adaptive_patching_levels - 1)}")
+        return self
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # granite-timeseries-ttm-r2, 512-96 (main branch): 805,280 parameters with the point head
+    "r2_512_96": asdict(TTMConfig()),
+    # a small model for tests and smoke runs: forward+backward on a batch of 2 in milliseconds
+    "tiny": asdict(TTMConfig(context_length=64, prediction_length=16, patch_length=8,
+                             patch_stride=8, d_model=16, num_layers=1, adaptive_patching_levels=2,
+                             decoder_d_model=8, decoder_num_layers=1, dropout=0.0,
+                             head_dropout=0.0)),
+}
+
+
+class StdScaler(nn.Module):
+    """Per-window, per-channel ``(x - mean) / sqrt(var + 1e-5)`` over observed steps."""
+
+    def __init__(self, minimum_scale: float = 1e-5) -> None:
+        super().__init__()
+        self.minimum_scale = minimum_scale
+
+    def forward(self, x: torch.Tensor, observed: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        count = observed.sum(1, keepdim=True).clamp_min(1)
+        loc = (x * observed).sum(1, keepdim=True) / count
+        var = (((x - loc) * observed) ** 2).sum(1, keepdim=True) / count
+        scale = torch.sqrt(var + self.minimum_scale)
+        return (x - loc) / scale, loc, scale
+
+
+class _Encoder(nn.Module):
+    """granite's ``TinyTimeMixerEncoder``: patcher, optional freq_mod, mlp_mixer_encoder."""
+
+    def __init__(self, cfg: TTMConfig) -> None:
+        super().__init__()
+        self.patcher = nn.Linear(cfg.patch_length, cfg.d_model)
+        if cfg.resolution_prefix_tuning:
+            mid = (cfg.patch_length + cfg.d_model) // 2
+            self.freq_mod = nn.Sequential(
+                nn.Embedding(cfg.frequency_token_vocab_size, cfg.patch_length),
+                nn.Linear(cfg.patch_length, mid), nn.GELU(), nn.Linear(mid, cfg.d_model))
+        self.mlp_mixer_encoder = MixerStack(
+            levels=cfg.adaptive_patching_levels, num_layers=cfg.num_layers,
+            num_patches=cfg.num_patches, d_model=cfg.d_model,
+            num_channels=cfg.num_input_channels, expansion=cfg.expansion_factor,
+            dropout=cfg.dropout, mode=cfg.mode)
+
+
+class TTMBackbone(nn.Module):
+    """``forward(batch)`` with ``past_values`` (B, L, C) -> hidden (B, C, N, D) and scaler stats.
+
+    Optional batch keys: ``past_observed_mask`` (B, L, C), ``freq_token`` (B,) long (the
+    resolution prefix token; OOV 0 when absent).
+    """
+
+    def __init__(self, cfg: TTMConfig) -> None:
+        super().__init__()
+        self.config = cfg.validate()
+        self.embed_dim = cfg.d_model
+        self.scaler = StdScaler()
+        self.encoder = _Encoder(cfg)
+        patches = cfg.num_patches - int(cfg.resolution_prefix_tuning)
+        self._start = cfg.context_length - (cfg.patch_length + cfg.patch_stride * (patches - 1))
+
+    def fit_context(self, past: torch.Tensor, observed: torch.Tensor | None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cut or left-pad (B, L, C) to ``context_length``; padding is marked unobserved."""
+        if past.dim() != 3:
+            raise DomainfmError(f"timeseries.ttm: past_values must be (batch, time, channels), "
+                                f"got shape {tuple(past.shape)}")
+        cfg = self.config
+        if cfg.mode == "mix_channel" and past.shape[-1] != cfg.num_input_channels:
+            raise DomainfmError(f"timeseries.ttm (mix_channel) was built for "
+                                f"{cfg.num_input_channels} channels, got {past.shape[-1]}")
+        if observed is None:
+            observed = torch.ones_like(past)
+        length = past.shape[1]
+        if length > cfg.context_length:
+            past, observed = past[:, -cfg.context_length:], observed[:, -cfg.context_length:]
+        elif length < cfg.context_length:
+            pad = cfg.context_length - length
+            past = nn.functional.pad(past, (0, 0, pad, 0))
+            observed = nn.functional.pad(observed, (0, 0, pad, 0))
+        return past, observed.to(past.dtype)
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
+        cfg = self.config
+        past, observed = self.fit_context(batch["past_values"], batch.get("past_observed_mask"))
+        scaled, loc, scale = self.scaler(past, observed)
+        if not bool(observed.all()):
+            scaled = scaled * observed
+        # (B, L, C) -> (B, C, N, patch_length), keeping the last patches
+        patches = scaled[:, self._start:].unfold(1, cfg.patch_length, cfg.patch_stride)
+        patches = patches.transpose(1, 2)
+        hidden = self.encoder.patcher(patches)
+        if cfg.resolution_prefix_tuning:
+            token = batch.get("freq_token")
+            if token is None:
+                token = torch.zeros(hidden.shape[0], dtype=torch.long, device=hidden.device)
+            prefix = self.encoder.freq_mod(token.long().reshape(-1))
+            prefix = prefix[:, None, None, :].expand(-1, hidden.shape[1], 1, -1)
+            hidden = torch.cat([prefix, hidden], dim=2)
+        hidden, states = self.encoder.mlp_mixer_encoder(hidden)
+        b, c, n, d = hidden.shape
+        return {
+            "hidden": hidden,
+            "tokens": hidden.reshape(b, c * n, d),
+            "embedding": hidden.mean(dim=(1, 2)),
+            "hidden_states": [s.reshape(b, c * n, d) for s in states],
+            "loc": loc, "scale": scale,
+            "past_values": past, "patch_input": patches,
+        }
+
+
+def config_from(preset: str, **overrides: Any) -> TTMConfig:
+    if preset not in PRESETS:
+        raise DomainfmError(f"timeseries.ttm: unknown preset {preset!r}; valid presets: "
+                            f"{', '.join(sorted(PRESETS))}")
+    values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
+    return replace(TTMConfig(), **values)
+
+
+def build_ttm(*, preset: str = "tiny", context_length: int | None = None,
+              prediction_length: int | None = None, patch_length: int | None = None,
+              patch_stride: int | None = None, d_model: int | None = None,
+              num_layers: int | None = None, adaptive_patching_levels: int | None = None,
+              expansion_factor: int | None = None, dropout: float | None = None,
+              mode: Mode | None = None, num_input_channels: int | None = None,
+              resolution_prefix_tuning: bool | None = None,
+              frequency_token_vocab_size: int | None = None, decoder_d_model: int | None = None,
+              decoder_num_layers: int | None = None, decoder_mode: Mode | None = None,
+              head_dropout: float | None = None) -> TTMBackbone:
+    """Build the TTM backbone; ``None`` keeps the preset's value.
+
+    The decoder settings (``decoder_*``, ``prediction_length``, ``head_dropout``) travel with the
+    encoder so the forecasting head and objective build the matching decoder by default.
+    """
+    overrides = {k: v for k, v in locals().items() if k != "preset"}
+    return TTMBackbone(config_from(preset, **overrides))

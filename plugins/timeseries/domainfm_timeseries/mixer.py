@@ -1,0 +1,161 @@
+"""TSMixer building blocks in the granite-tsfm layout (module names match its state dicts).
+
+A block is ``norm -> MLP (expansion, GELU) -> gated attention -> residual``; the patch mixer
+works along the patch axis, the feature mixer along d_model, the channel mixer along channels.
+Tensors are ``(batch, channels, patches, features)`` throughout.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class GatedAttention(nn.Module):
+    """``x * softmax(Linear(x))``: a learned soft selection over the last axis."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.attn_layer = nn.Linear(size, size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.softmax(self.attn_layer(x), dim=-1)
+
+
+class Dropout(nn.Dropout):
+    """Inverted dropout from a uniform draw: ~1.6x faster on CPU than torch's bernoulli_ path,
+    which is the largest single cost of a TTM training step there."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        return x * ((torch.rand_like(x) >= self.p) * (1.0 / (1.0 - self.p))).to(x.dtype)
+
+
+class MLP(nn.Module):
+    def __init__(self, size: int, expansion: int, dropout: float) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(size, size * expansion)
+        self.fc2 = nn.Linear(size * expansion, size)
+        self.dropout = Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.fc2(self.dropout(nn.functional.gelu(self.fc1(x)))))
+
+
+class Norm(nn.Module):
+    """LayerNorm over d_model, wrapped so keys read ``norm.norm.*`` as in granite-tsfm."""
+
+    def __init__(self, d_model: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(d_model, eps=eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x)
+
+
+class _MixerBlock(nn.Module):
+    """Norm over d_model, then MLP + gate along ``axis`` (moved last and back), plus residual."""
+
+    axis = -1
+    gate_first = False  # granite gates the channel mixer before its MLP, the others after
+
+    def __init__(self, d_model: int, size: int, expansion: int, dropout: float, gated: bool) -> None:
+        super().__init__()
+        self.norm = Norm(d_model)
+        self.mlp = MLP(size, expansion, dropout)
+        self.gating_block = GatedAttention(size) if gated else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.norm(x).transpose(self.axis, -1)
+        if self.gating_block is not None and self.gate_first:
+            h = self.gating_block(h)
+        h = self.mlp(h)
+        if self.gating_block is not None and not self.gate_first:
+            h = self.gating_block(h)
+        return h.transpose(self.axis, -1) + x
+
+
+class PatchMixerBlock(_MixerBlock):
+    axis = -2
+
+
+class FeatureMixerBlock(_MixerBlock):
+    axis = -1
+
+
+class ChannelFeatureMixerBlock(_MixerBlock):
+    axis = -3
+    gate_first = True
+
+
+class MixerLayer(nn.Module):
+    """Optional channel mixing (``mix_channel``), then patch mixing, then feature mixing."""
+
+    def __init__(self, *, num_patches: int, d_model: int, num_channels: int, expansion: int,
+                 dropout: float, mode: str, gated: bool = True) -> None:
+        super().__init__()
+        if mode == "mix_channel":
+            self.channel_feature_mixer = ChannelFeatureMixerBlock(
+                d_model, num_channels, expansion, dropout, gated)
+        if num_patches > 1:
+            self.patch_mixer = PatchMixerBlock(d_model, num_patches, expansion, dropout, gated)
+        self.feature_mixer = FeatureMixerBlock(d_model, d_model, expansion, dropout, gated)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if hasattr(self, "channel_feature_mixer"):
+            x = self.channel_feature_mixer(x)
+        if hasattr(self, "patch_mixer"):
+            x = self.patch_mixer(x)
+        return self.feature_mixer(x)
+
+
+class AdaptivePatchingLevel(nn.Module):
+    """Level i: reshape (N, D) -> (N * 2^i, D / 2^i), mix, reshape back (adaptive patching)."""
+
+    def __init__(self, *, level: int, num_layers: int, num_patches: int, d_model: int,
+                 **layer: object) -> None:
+        super().__init__()
+        factor = 2 ** level
+        if d_model // factor <= 4:  # granite disables a level that would leave <= 4 features
+            factor = 1
+        if d_model % factor:
+            raise ValueError(f"d_model={d_model} must be divisible by 2^{level} for adaptive patching")
+        self.factor = factor
+        self.mixer_layers = nn.ModuleList(
+            MixerLayer(num_patches=num_patches * factor, d_model=d_model // factor, **layer)
+            for _ in range(num_layers))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, n, d = x.shape
+        x = x.reshape(b, c, n * self.factor, d // self.factor)
+        for layer in self.mixer_layers:
+            x = layer(x)
+        return x.reshape(b, c, n, d)
+
+
+class MixerStack(nn.Module):
+    """``mixers``: adaptive levels run coarse-to-fine (``levels > 0``) or plain mixer layers."""
+
+    def __init__(self, *, levels: int, num_layers: int, num_patches: int, d_model: int,
+                 num_channels: int, expansion: int, dropout: float, mode: str,
+                 gated: bool = True) -> None:
+        super().__init__()
+        layer = dict(num_channels=num_channels, expansion=expansion, dropout=dropout, mode=mode,
+                     gated=gated)
+        if levels > 0:
+            self.mixers = nn.ModuleList(
+                AdaptivePatchingLevel(level=i, num_layers=num_layers, num_patches=num_patches,
+                                      d_model=d_model, **layer)
+                for i in reversed(range(levels)))
+        else:
+            self.mixers = nn.ModuleList(
+                MixerLayer(num_patches=num_patches, d_model=d_model, **layer)
+                for _ in range(num_layers))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        states = []
+        for mixer in self.mixers:
+            x = mixer(x)
+            states.append(x)
+        return x, states

@@ -1,0 +1,99 @@
+"""domainfm hooks of the time-series plugin: TTM forecasting components."""
+
+from __future__ import annotations
+
+from domainfm import hookimpl
+from domainfm.records import (
+    DatasetRecord,
+    EncoderRecord,
+    HeadRecord,
+    MetricRecord,
+    ObjectiveRecord,
+    PredictorRecord,
+)
+from domainfm_timeseries import metrics
+from domainfm_timeseries.data import ForecastDataModule
+from domainfm_timeseries.encoder import PRESETS, build_ttm
+from domainfm_timeseries.heads import build_forecast_head, build_quantile_head
+from domainfm_timeseries.mixture import PretrainMixDataModule
+from domainfm_timeseries.objective import build_forecasting_objective
+from domainfm_timeseries.predict import build_csv_predictor, write_example
+
+_TINY = {"context_length": 64, "prediction_length": 16}
+
+
+@hookimpl
+def domainfm_datasets() -> list[DatasetRecord]:
+    return [
+        DatasetRecord(
+            "timeseries.csv",
+            "Forecasting windows from a CSV/Parquet table (or the embedded synthetic series).",
+            ForecastDataModule,
+            tiny_params={**_TINY, "synthetic_rows": 300, "batch_size": 8},
+            default_encoder="timeseries.ttm", default_head="timeseries.forecast",
+            head_params={"prediction_channels": [0, 1], "exogenous_channels": [3]},
+            default_metrics=("timeseries.mse", "timeseries.mae", "timeseries.mase",
+                             "timeseries.smape"),
+        ),
+        DatasetRecord(
+            "timeseries.mixture",
+            "Univariate windows from many series at native and downsampled resolutions.",
+            PretrainMixDataModule,
+            tiny_params={**_TINY, "synthetic_rows": 600, "downsample_factors": [1, 2],
+                         "batch_size": 8, "stride": 4},
+            default_encoder="timeseries.ttm", default_head="timeseries.quantile_forecast",
+            default_metrics=("timeseries.wql", "timeseries.crps", "timeseries.mae"),
+        ),
+    ]
+
+
+@hookimpl
+def domainfm_encoders() -> list[EncoderRecord]:
+    return [EncoderRecord(
+        "timeseries.ttm", "Tiny Time Mixer backbone (granite-tsfm layout; presets tiny, r2_512_96).",
+        build_ttm, presets=PRESETS, default_dataset="timeseries.mixture",
+        default_objective="timeseries.forecasting")]
+
+
+@hookimpl
+def domainfm_objectives() -> list[ObjectiveRecord]:
+    return [ObjectiveRecord("timeseries.forecasting",
+                            "Forecasting loss of a TTM decoder + head (TTM's pretraining task).",
+                            build_forecasting_objective)]
+
+
+@hookimpl
+def domainfm_heads() -> list[HeadRecord]:
+    return [
+        HeadRecord("timeseries.forecast",
+                   "TTM decoder + linear forecast head, optional exogenous infusion (MSE).",
+                   build_forecast_head),
+        HeadRecord("timeseries.quantile_forecast",
+                   "TTM decoder + head forecasting chosen quantiles (pinball loss).",
+                   build_quantile_head),
+    ]
+
+
+@hookimpl
+def domainfm_metrics() -> list[MetricRecord]:
+    return [
+        MetricRecord("timeseries.mse", "Mean squared error (on scaled data in the papers).",
+                     metrics.ForecastMSE, higher_is_better=False),
+        MetricRecord("timeseries.mae", "Mean absolute error.", metrics.ForecastMAE,
+                     higher_is_better=False),
+        MetricRecord("timeseries.mase", "Mean absolute scaled error (seasonal naive scale).",
+                     metrics.MASE, higher_is_better=False),
+        MetricRecord("timeseries.smape", "Symmetric mean absolute percentage error.",
+                     metrics.SMAPE, higher_is_better=False),
+        MetricRecord("timeseries.wql", "Weighted quantile loss (mean over quantile levels).",
+                     metrics.WeightedQuantileLoss, higher_is_better=False),
+        MetricRecord("timeseries.crps", "CRPS approximated from quantile forecasts.",
+                     metrics.CRPS, higher_is_better=False),
+    ]
+
+
+@hookimpl
+def domainfm_predictors() -> list[PredictorRecord]:
+    return [PredictorRecord("timeseries.forecast_csv",
+                            "CSV history in, CSV of forecasts with continued timestamps + PNG out.",
+                            build_csv_predictor, dataset="timeseries.csv", example=write_example)]
