@@ -297,9 +297,14 @@ class SceneDataModule(_LoaderMixin):
         else:
             sampler = RandomGeoSampler(images, self.chip_size, self.samples_per_epoch,
                                        generator=torch.Generator().manual_seed(self.seed))
+        # torchgeo 0.8.1's RandomGeoSampler draws the tile with the global RNG (its generator
+        # only places the box inside the tile): fix both so windows follow the seed alone
+        with torch.random.fork_rng():
+            torch.manual_seed(self.seed)
+            queries = list(sampler)
         geoms = images.index.geometry
         seen: dict[tuple[float, float], tuple[str, tuple[slice, slice]]] = {}
-        for x, y, _ in sampler:
+        for x, y, _ in queries:
             key = (round(x.start, 6), round(y.start, 6))
             if key in seen:
                 continue

@@ -141,7 +141,7 @@ class PrithviViT(nn.Module):
             self.temporal_embed_enc = TemporalEncoder(embed_dim)
         if location_encoding:
             self.location_embed_enc = LocationEncoder(embed_dim)
-        rates = torch.linspace(0, drop_path, depth).tolist()
+        rates = [drop_path * i / max(1, depth - 1) for i in range(depth)]
         self.blocks = nn.ModuleList(
             Block(embed_dim, num_heads, mlp_ratio, qkv_bias=True, drop_path=rate,
                   norm_layer=functools.partial(nn.LayerNorm, eps=1e-6))

@@ -50,7 +50,7 @@ def scene(rng: np.random.Generator, size: int, dates: tuple[str, ...] = DATES,
         if clouds and rng.random() < 0.5 and k == 1:
             cloud = _field(rng, size, size / 12) > 1.0
             img = np.where(cloud[None], 6000 + rng.normal(0, 300, img.shape), img)
-        frames.append(img.astype(np.float32))
+        frames.append(np.clip(img, 0, 10_000).astype(np.float32))
     return np.stack(frames), water.astype(np.uint8)
 
 
