@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch_geometric.data import Batch
+from torch_geometric.data import Batch, Data
 
 from domainfm_graph.io import Graph
 
@@ -208,3 +208,18 @@ def featurize(collection: GraphCollection, views: Sequence[np.ndarray], rng: np.
                  edge_index=torch.cat(edges, 1) if edges else torch.zeros(2, 0, dtype=torch.long),
                  batch=torch.repeat_interleave(torch.arange(len(views)), sizes_t),
                  ptr=torch.from_numpy(starts), num_nodes=total)
+
+
+def split_views(batch: Batch) -> list[Data]:
+    """The views of a :func:`featurize` batch as separate ``Data`` (to cache and re-batch them
+    with ``Batch.from_data_list``)."""
+    order = torch.argsort(batch.edge_index[0], stable=True)
+    edges = batch.edge_index[:, order]
+    ptr = batch.ptr
+    cuts = torch.searchsorted(edges[0].contiguous(), ptr)
+    out = []
+    for v in range(len(ptr) - 1):
+        lo, hi = int(ptr[v]), int(ptr[v + 1])
+        out.append(Data(x=batch.x[lo:hi], degree=batch.degree[lo:hi], seed=batch.seed[lo:hi],
+                        edge_index=edges[:, cuts[v]:cuts[v + 1]] - lo, num_nodes=hi - lo))
+    return out

@@ -1,0 +1,176 @@
+"""Encoder, objective, head, metrics, the frozen protocol and the embed predictor."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.metrics import f1_score
+from torch_geometric.data import Batch
+
+from domainfm.host import DomainfmError
+from domainfm_graph.data import NodeInstances
+from domainfm_graph.encoder import PRESETS, build_encoder
+from domainfm_graph.frozen import cross_validate, embed
+from domainfm_graph.io import from_networkx, write_edgelist
+from domainfm_graph.metrics import build_accuracy, build_micro_f1
+from domainfm_graph.objective import build_objective
+from domainfm_graph.predict import build_predictor, example
+from domainfm_graph.sampler import GraphCollection, ego_views, featurize, split_views
+
+
+@pytest.fixture(scope="module")
+def karate():
+    return GraphCollection([from_networkx(nx.karate_club_graph())])
+
+
+def views_batch(collection, seeds, seed=0):
+    rng = np.random.default_rng(seed)
+    return featurize(collection, ego_views(collection, np.asarray(seeds), rng, rw_hops=32), rng)
+
+
+def test_paper_preset_shape_and_readout(karate):
+    torch.manual_seed(0)
+    enc = build_encoder("gcc").eval()
+    assert PRESETS["gcc"]["num_layers"] == 4 and enc.embed_dim == 64
+    assert len(enc.convs) == 4 and len(enc.readout) == 5  # input + 4 layers each read out
+    assert enc.readout[0].in_features == 32 + 16 + 1
+    out = enc({"graph": views_batch(karate, [0, 1, 33])})
+    assert out["embedding"].shape == (3, 64)
+    assert torch.allclose(out["embedding"].norm(dim=1), torch.ones(3), atol=1e-5)
+    assert out["tokens"].shape[0] == 3 and out["tokens"].shape[2] == 64
+    with pytest.raises(DomainfmError, match="unknown graph.gcc_gin preset"):
+        build_encoder("huge")
+    assert build_encoder("gcc", hidden_dim=8).convs[0].nn[0].out_features == 8
+
+
+def test_encoder_is_invariant_to_node_order(karate):
+    torch.manual_seed(0)
+    enc = build_encoder("tiny").eval()
+    view = split_views(views_batch(karate, [0]))[0]
+    n = view.num_nodes
+    perm = torch.cat([torch.zeros(1, dtype=torch.long), 1 + torch.randperm(n - 1)])
+    inverse = torch.argsort(perm)
+    permuted = view.clone()
+    for key in ("x", "degree", "seed"):
+        permuted[key] = view[key][perm]
+    permuted.edge_index = inverse[view.edge_index]
+    a = enc({"graph": Batch.from_data_list([view])})["embedding"]
+    b = enc({"graph": Batch.from_data_list([permuted])})["embedding"]
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_infonce_prefers_matching_views(karate):
+    torch.manual_seed(0)
+    enc = build_encoder("tiny")
+    objective = build_objective(enc).eval()
+    enc.eval()
+    q = views_batch(karate, [0, 33, 5, 16], seed=1)
+    k = views_batch(karate, [0, 33, 5, 16], seed=2)
+    shuffled = views_batch(karate, [16, 5, 0, 33], seed=2)
+    matched = objective(enc, {"graph": q, "graph_k": k})
+    mismatched = objective(enc, {"graph": q, "graph_k": shuffled})
+    assert matched["loss"] < mismatched["loss"]
+    assert objective.steps == 0  # eval passes do not count as training steps
+
+
+def test_moco_momentum_and_queue(karate):
+    torch.manual_seed(0)
+    enc = build_encoder("tiny")
+    objective = build_objective(enc, mode="moco", queue_size=8, momentum=0.5)
+    assert not any(p.requires_grad for p in objective.key_encoder.parameters())
+    assert not any(p is q for p in objective.parameters() for q in enc.parameters())
+    batch = {"graph": views_batch(karate, [0, 1, 2], 1), "graph_k": views_batch(karate, [0, 1, 2], 2)}
+    objective.train()
+    out = objective(enc, batch)
+    assert torch.isfinite(out["loss"]) and int(objective.queue_ptr) == 3
+    # first step copies the encoder into the key encoder
+    for key, param in zip(objective.key_encoder.parameters(), enc.parameters()):
+        assert torch.equal(key, param)
+    with torch.no_grad():
+        first = next(enc.parameters())
+        first.add_(1.0)
+    objective(enc, batch)
+    key = next(objective.key_encoder.parameters())
+    assert torch.allclose(key, first - 0.5)  # 0.5 * old + 0.5 * (old + 1)
+    assert int(objective.queue_ptr) == 6
+    with pytest.raises(DomainfmError, match="mode"):
+        build_objective(enc, mode="simclr")
+
+
+def test_metrics_agree_with_scikit_learn():
+    torch.manual_seed(0)
+    logits = torch.randn(50, 4)
+    target = torch.randint(0, 4, (50,))
+    f1, acc = build_micro_f1(), build_accuracy()
+    for lo in (0, 20):
+        f1.update(logits[lo:lo + 30][: 20 if lo == 0 else 30], target[lo:lo + 30][: 20 if lo == 0 else 30])
+        acc.update(logits[lo:lo + 30][: 20 if lo == 0 else 30], target[lo:lo + 30][: 20 if lo == 0 else 30])
+    expected = f1_score(target.numpy(), logits.argmax(1).numpy(), average="micro")
+    assert np.isclose(f1.compute().item(), expected)
+    assert np.isclose(acc.compute().item(), (logits.argmax(1) == target).float().mean().item())
+    ignored = build_accuracy()
+    ignored.update(torch.tensor([[1.0, 0.0], [1.0, 0.0]]), torch.tensor([0, -1]))
+    assert ignored.compute().item() == 1.0  # unlabelled (-1) items are skipped
+
+
+def test_cross_validation_scores_and_errors():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 20)
+    separable = np.eye(3)[labels] + 0.05 * rng.standard_normal((60, 3))
+    result = cross_validate(separable, labels, folds=10)
+    assert result["micro_f1"] == 1.0 and len(result["folds"]["micro_f1"]) == 10
+    noise = cross_validate(rng.standard_normal((60, 3)), labels, folds=5, classifier="svm", C=1.0)
+    assert noise["accuracy"] < 0.7 and noise["accuracy_std"] >= 0
+    with pytest.raises(DomainfmError, match="at least 10 items per class"):
+        cross_validate(separable[:25], labels[:25], folds=10)
+
+
+def test_frozen_embedding_averages_two_views(karate):
+    torch.manual_seed(0)
+    enc = build_encoder("tiny")
+    nodes = np.arange(6)
+    one = NodeInstances(karate, nodes, np.zeros(6, np.int64), False, seed=0, rw_hops=32,
+                        restart_prob=0.8, pos_dim=32, max_degree=512)
+    two = NodeInstances(karate, nodes, np.zeros(6, np.int64), True, seed=0, rw_hops=32,
+                        restart_prob=0.8, pos_dim=32, max_degree=512)
+    a, b = embed(enc, one), embed(enc, two)
+    assert a.shape == b.shape == (6, 16) and not np.allclose(a, b)
+    assert enc.training  # restored
+
+
+class _Model:
+    def __init__(self, head=None):
+        torch.manual_seed(0)
+        self.encoder = build_encoder("tiny")
+        self.head = head(self.encoder) if head else None
+        self.config = {"data": {"params": {"rw_hops": 32}}}
+
+
+def test_predictor_writes_parquet_and_npy(tmp_path):
+    from domainfm_graph.heads import build_head
+
+    source = example(tmp_path)
+    written = build_predictor()(_Model(lambda e: build_head(e, num_classes=2)), source, tmp_path / "out")
+    frame = pd.read_parquet(written[0])
+    assert len(frame) == 34 and frame.columns[:2].tolist() == ["node", "prediction"]
+    assert frame.filter(like="emb_").shape == (34, 16)
+    assert set(frame["prediction"]) <= {0, 1}
+    again = build_predictor()(_Model(lambda e: build_head(e, num_classes=2)), source, tmp_path / "again")
+    assert pd.read_parquet(again[0]).equals(frame)  # reproducible from the seed
+    npy = build_predictor(format="npy")(_Model(), source, tmp_path / "npy")
+    assert np.load(npy[0]).shape == (34, 16)
+    assert npy[1].read_text().split() == frame["node"].tolist()
+
+
+def test_graph_level_predictor_on_a_folder(tmp_path):
+    folder = tmp_path / "graphs"
+    for name, g in {"star": nx.star_graph(6), "path": nx.path_graph(7), "ring": nx.cycle_graph(9)}.items():
+        write_edgelist(from_networkx(g), folder / f"{name}.edgelist")
+    written = build_predictor(level="graph")(_Model(), folder, tmp_path / "out")
+    frame = pd.read_parquet(written[0])
+    assert frame["graph"].tolist() == ["path", "ring", "star"] and frame.shape == (3, 17)
+    with pytest.raises(DomainfmError, match="holds no .edgelist"):
+        build_predictor(level="graph")(_Model(), tmp_path / "out", tmp_path / "x")
