@@ -1,0 +1,47 @@
+"""The real HLS chip from ../shared/data/geospatial (beside the repository), when present."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+REPO = Path(__file__).resolve().parents[3]
+DATA = REPO.parent / "shared" / "data" / "geospatial"
+CHIP = DATA / "hls_chip_224_input.tif"
+CONFIG = REPO / "plugins" / "geospatial" / "configs" / "finetune_hls_chip.yaml"
+
+pytestmark = pytest.mark.skipif(
+    not (CHIP.is_file() and (DATA / "hls_chip_224_label.tif").is_file()),
+    reason=f"real HLS chip not found in {DATA} (the shared data folder beside the repository)",
+)
+OVERRIDES = [f"data.params.root={DATA}", "trainer.max_steps=2", "trainer.enable_progress_bar=false",
+             "trainer.limit_val_batches=1"]
+
+
+def test_chip_loads_with_six_of_its_ten_bands():
+    from domainfm_geospatial.data import build_chips
+    from domainfm.config import load_config
+
+    params = load_config(CONFIG).data.params | {"root": str(DATA)}
+    dm = build_chips(**params)
+    dm.setup()
+    sample = dm.train_set[0]
+    assert sample["image"].shape == (6, 1, 224, 224)
+    assert abs(float(sample["image"].mean())) < 1.5  # normalised reflectance, not x10000
+    assert set(sample["target"].unique().tolist()) == {0, 1}
+    assert 28 < sample["location_coords"][0] < 29  # EPSG:32614 centre -> Texas
+
+
+def test_finetune_export_and_predict_keep_the_georeferencing(tmp_path):
+    import domainfm
+
+    run = domainfm.finetune(CONFIG, OVERRIDES + [f"output_dir={tmp_path / 'run'}"])
+    assert np.isfinite(run.metrics["train_loss"]) and "val/miou" in run.metrics
+    export = domainfm.export(tmp_path / "run", tmp_path / "export")
+    written = domainfm.predict(export, CHIP, tmp_path / "pred",
+                               params={"progress": False, "overlap": 32, "tile_size": 224})
+    with rasterio.open(CHIP) as src, rasterio.open(written[0]) as dst:
+        assert dst.crs == src.crs and dst.transform == src.transform
+        assert dst.shape == src.shape == (224, 224)
+        assert set(np.unique(dst.read(1))) <= {0, 1}
