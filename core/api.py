@@ -33,7 +33,7 @@ from domainfm.components import (
 )
 from domainfm.config import ConfigError, RunConfig, dump_config, load_config
 from domainfm.engine.modules import FinetuneModule, PretrainModule
-from domainfm.engine.trainer import build_trainer
+from domainfm.engine.trainer import build_trainer, epoch_seeded_loader
 from domainfm.export_folder import (
     ExportedModel,
     ExportError,
@@ -106,6 +106,8 @@ def _fit(stage: str, config: RunConfig, module: pl.LightningModule,
     host.hook.domainfm_configure_run(stage=stage, config=config, callbacks=hook_callbacks)
     _write_config(config, run_dir)
     trainer = build_trainer(config, run_dir, hook_callbacks)
+    if config.trainer.deterministic:
+        epoch_seeded_loader(datamodule, config.seed)
     getattr(host.hook, f"domainfm_before_{stage}")(config=config, module=module)
     trainer.fit(module, datamodule=datamodule, ckpt_path=config.resume)
     metrics = _floats(trainer.callback_metrics)

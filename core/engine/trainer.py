@@ -21,11 +21,12 @@ from domainfm.config import RunConfig
 
 
 class EpochSeed(pl.Callback):
-    """Reseed every RNG at the start of each epoch from (seed, epoch, rank).
+    """Deterministic mode: each epoch's randomness is a function of (seed, epoch, rank) alone.
 
-    This makes an epoch's randomness (shuffling, masks, augmentation) independent of what ran
-    before it, so a run resumed from an end-of-epoch checkpoint continues exactly as an
-    uninterrupted run would.
+    Every RNG is reseeded at the start of each epoch, and (see :func:`epoch_seeded_loader`)
+    the training order comes from the seed and the epoch number rather than the global RNG, so
+    a run resumed from an end-of-epoch checkpoint ends with the same weights as an
+    uninterrupted one.
     """
 
     def __init__(self, seed: int) -> None:
@@ -36,6 +37,34 @@ class EpochSeed(pl.Callback):
         random.seed(value)
         np.random.seed(value)
         torch.manual_seed(value)
+
+
+def epoch_seeded_loader(datamodule: pl.LightningDataModule, seed: int) -> None:
+    """Make a single-process shuffled train loader's order depend on (seed, epoch) only.
+
+    A plain ``shuffle=True`` loader draws its order (and a worker seed) from the global RNG
+    when its iterator is created, which Lightning does at different moments in fresh and
+    resumed runs. Swapping in a one-replica ``DistributedSampler`` (ordered by seed and the
+    epoch Lightning sets) and a private generator removes that dependence. Under DDP Lightning
+    installs its own ``DistributedSampler`` and this does nothing.
+    """
+    from lightning.pytorch.utilities.data import _update_dataloader
+    from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+
+    original = datamodule.train_dataloader
+
+    def train_dataloader() -> Any:
+        loader = original()
+        trainer = datamodule.trainer
+        if (isinstance(loader, DataLoader) and isinstance(loader.sampler, RandomSampler)
+                and (trainer is None or trainer.world_size == 1)):
+            sampler = DistributedSampler(loader.dataset, num_replicas=1, rank=0, shuffle=True,
+                                         seed=seed)
+            loader = _update_dataloader(loader, sampler)
+            loader.generator = torch.Generator().manual_seed(seed)
+        return loader
+
+    datamodule.train_dataloader = train_dataloader  # type: ignore[method-assign]
 
 
 def build_trainer(config: RunConfig, run_dir: Path, callbacks: list[pl.Callback],
@@ -67,7 +96,7 @@ def build_trainer(config: RunConfig, run_dir: Path, callbacks: list[pl.Callback]
         enable_progress_bar=t.enable_progress_bar,
         enable_model_summary=False,
         logger=CSVLogger(run_dir, name="", version=""),
-        callbacks=[EpochSeed(config.seed), checkpoint, LearningRateMonitor("step"), *callbacks],
+        callbacks=[*([EpochSeed(config.seed)] if t.deterministic else []), checkpoint, LearningRateMonitor("step"), *callbacks],
     )
     options.update(overrides)
     return pl.Trainer(**options)
