@@ -302,6 +302,20 @@ def _bad_case(exc: BaseException) -> BadCaseError | None:
 
 # --------------------------------------------------------------------------- datamodule
 
+_SCRATCH: tempfile.TemporaryDirectory | None = None
+
+
+def _scratch(name: str) -> Path:
+    """A folder inside this process's temporary directory (removed at exit): generated data and
+    the preprocessing cache are shared by every datamodule of the process instead of redone."""
+    global _SCRATCH
+    if _SCRATCH is None:
+        _SCRATCH = tempfile.TemporaryDirectory(prefix="domainfm-medical-")
+    path = Path(_SCRATCH.name) / name
+    path.mkdir(exist_ok=True)
+    return path
+
+
 
 class BrainMRIDataModule(pl.LightningDataModule):
     """Train/val split of multimodal MRI cases, reproducible from ``seed``.
@@ -336,11 +350,7 @@ class BrainMRIDataModule(pl.LightningDataModule):
         self.val_fraction, self.train_cases, self.seed = val_fraction, train_cases, seed
         self.augment, self.modality_dropout = augment, modality_dropout
         self.skip_bad_cases = skip_bad_cases
-        self._tmp = None
-        if cache_dir is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="domainfm-medical-cache-")
-            cache_dir = self._tmp.name
-        self.cache_dir = Path(cache_dir)
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else _scratch("cache")
         self.datasets: dict[str, PersistentDataset] = {}
         self.skipped: list[str] = []
 
@@ -416,17 +426,21 @@ def brain_mri(*, source: str = "", modalities: list[str] | None = None, roi_size
               batch_size: int = 1, num_workers: int = 2, val_fraction: float = 0.2,
               train_cases: int | None = None, seed: int = 0, augment: bool = True,
               modality_dropout: float = 0.0, skip_bad_cases: bool = False,
-              cache_dir: str | None = None) -> BrainMRIDataModule:
-    """Your own NIfTI cases: ``source`` is a folder of case folders or a CSV/JSON manifest."""
+              cache_dir: str | None = None, synthetic_cases: int = 16) -> BrainMRIDataModule:
+    """Your own NIfTI cases: ``source`` is a folder of case folders or a CSV/JSON manifest.
+
+    With ``source`` empty, ``synthetic_cases`` embedded synthetic brains are generated instead
+    (at ``roi_size``), so a config can be tried before pointing it at real data.
+    """
+    options = dict(modalities=modalities or MODALITIES, roi_size=roi_size, pixdim=pixdim,
+                   seg_format=seg_format, mask_labels=mask_labels if mask_labels is not None else BRATS_LABELS,
+                   task=task, batch_size=batch_size, num_workers=num_workers, val_fraction=val_fraction,
+                   train_cases=train_cases, seed=seed, augment=augment, modality_dropout=modality_dropout,
+                   skip_bad_cases=skip_bad_cases, cache_dir=cache_dir)
     if not source:
-        raise DomainfmError("medical.brain_mri needs data.params.source: a folder of cases or a "
-                            ".csv/.json manifest")
-    return BrainMRIDataModule(
-        source=source, modalities=modalities or MODALITIES, roi_size=roi_size, pixdim=pixdim,
-        seg_format=seg_format, mask_labels=mask_labels if mask_labels is not None else BRATS_LABELS,
-        task=task, batch_size=batch_size, num_workers=num_workers, val_fraction=val_fraction,
-        train_cases=train_cases, seed=seed, augment=augment, modality_dropout=modality_dropout,
-        skip_bad_cases=skip_bad_cases, cache_dir=cache_dir)
+        return SyntheticBrainsDataModule(root=None, num_cases=synthetic_cases, size=roi_size, data_seed=0,
+                                         **options)
+    return BrainMRIDataModule(source=source, **options)
 
 
 class SyntheticBrainsDataModule(BrainMRIDataModule):
@@ -434,10 +448,8 @@ class SyntheticBrainsDataModule(BrainMRIDataModule):
 
     def __init__(self, *, root: str | Path | None, num_cases: int, size: int, data_seed: int,
                  **kwargs: Any) -> None:
-        self._root_tmp = None
         if root is None:
-            self._root_tmp = tempfile.TemporaryDirectory(prefix="domainfm-synthetic-brains-")
-            root = self._root_tmp.name
+            root = _scratch(f"synthetic-{num_cases}-{size}-{data_seed}")
         self.generator_params = dict(num_cases=num_cases, size=size, seed=data_seed)
         super().__init__(source=Path(root) / "manifest.csv", **kwargs)
 

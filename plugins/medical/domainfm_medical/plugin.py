@@ -22,7 +22,7 @@ def domainfm_datasets() -> list[DatasetRecord]:
         DatasetRecord("medical.synthetic_brains",
                       "Synthetic 4-modality brain MRI (32^3) with BraTS-style tumour masks and a grade label.",
                       data.synthetic_brains, tiny_params=TINY_DATA, default_encoder="medical.bmmae",
-                      default_head="medical.segmentation", head_params={"num_classes": 3},
+                      default_head="medical.segmentation", head_params={"num_classes": 3, "feature_size": 8},
                       default_metrics=("medical.dice", "medical.hd95")),
         DatasetRecord("medical.synthetic_grades",
                       "The synthetic brains as a case-classification task (tumour grade).",
@@ -32,7 +32,8 @@ def domainfm_datasets() -> list[DatasetRecord]:
         DatasetRecord("medical.brain_mri",
                       "Your multimodal NIfTI cases from a folder or a CSV/JSON manifest (MONAI transforms).",
                       data.brain_mri, default_encoder="medical.bmmae",
-                      default_head="medical.segmentation", head_params={"num_classes": 3},
+                      tiny_params={"batch_size": 2, "val_fraction": 0.25, "roi_size": 32, "num_workers": 0,
+                                   "synthetic_cases": 8},
                       default_metrics=("medical.dice", "medical.hd95")),
     ]
 
@@ -80,8 +81,5 @@ def domainfm_predictors() -> list[PredictorRecord]:
     return [
         PredictorRecord("medical.segment", "NIfTI case in, NIfTI tumour segmentation out (input affine and shape).",
                         predict.build_segment, dataset="medical.synthetic_brains",
-                        example=predict.example_case),
-        PredictorRecord("medical.reconstruct", "Reconstruct missing MRI modalities of a NIfTI case as NIfTI.",
-                        predict.build_reconstruct, dataset="medical.synthetic_brains",
                         example=predict.example_case),
     ]

@@ -1,0 +1,5 @@
+from domainfm.testing import ConformanceSuite
+
+
+class TestConformance(ConformanceSuite):
+    plugin = "medical"
