@@ -164,6 +164,8 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
         child = node.get(part)
         if child is None:
             child = node[part] = {}
+        elif isinstance(child, str):  # `data: example.waves` shorthand
+            child = node[part] = {"name": child}
         if not isinstance(child, dict):
             raise ConfigError(f"--set {key}: {part!r} is not a section")
         node = child

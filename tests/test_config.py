@@ -1,0 +1,42 @@
+"""Config parsing: overrides, shorthands and schema errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from domainfm.config import ConfigError, load_config
+from domainfm.engine.optim import warmup_cosine
+
+
+def test_overrides_are_parsed_as_yaml_and_nested():
+    config = load_config({"data": "example.waves", "encoder": {"name": "example.patch_transformer"}},
+                         ["trainer.max_steps=7", "optim.lr=3e-4", "data.params.batch_size=4",
+                          "lora.targets=[qkv, proj]", "trainer.gradient_clip_val=1"])
+    assert config.trainer.max_steps == 7 and config.optim.lr == 3e-4
+    assert config.data.name == "example.waves" and config.data.params == {"batch_size": 4}
+    assert config.lora.targets == ["qkv", "proj"]
+    assert config.trainer.gradient_clip_val == 1.0
+
+
+def test_metrics_accept_names_or_mappings():
+    config = load_config({"metrics": ["a.b", {"name": "c.d", "params": {"k": 1}}]})
+    assert [(m.name, m.params) for m in config.metrics] == [("a.b", {}), ("c.d", {"k": 1})]
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"seed": "one"}, "config.seed must be int"),
+    ({"trainer": {"devices": [1]}}, "config.trainer.devices"),
+    ({"encoder": {"preset": "tiny"}}, "missing required key config.encoder.name"),
+    ({"lora": {"rank": 4, "alpah": 2}}, "Did you mean 'alpha'"),
+])
+def test_schema_errors(raw, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(raw)
+
+
+def test_warmup_then_cosine_schedule():
+    factor = warmup_cosine(100, 0.1, "cosine", 0.0)
+    assert factor(0) == pytest.approx(0.1) and factor(9) == pytest.approx(1.0)
+    assert factor(10) == pytest.approx(1.0) and factor(55) == pytest.approx(0.5)
+    assert factor(100) == pytest.approx(0.0, abs=1e-9)
+    assert warmup_cosine(100, 5, "constant", 0.0)(50) == 1.0
