@@ -237,8 +237,10 @@ class SceneDataModule(_LoaderMixin):
                  mean: list[float] | None, std: list[float] | None, num_frames: int,
                  chip_size: int, stride: int | None, sampler: str, samples_per_epoch: int,
                  val_fraction: float, labels: bool, batch_size: int, num_workers: int, seed: int,
-                 ignore_index: int, target: str = "mask") -> None:
+                 ignore_index: int, target: str = "mask",
+                 max_train_samples: int | None = None) -> None:
         super().__init__()
+        self.max_train_samples = max_train_samples
         if target not in TARGETS:
             raise DomainfmError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
         self.target = target
@@ -287,7 +289,11 @@ class SceneDataModule(_LoaderMixin):
         args = (images, labels)
         kw = dict(prep=self.prep, frames=self.num_frames, ignore_index=self.ignore_index,
                   nodata=nodata, target=self.target)
-        self.train_set = SceneWindows(*args, pick(train_places), **kw)
+        train = pick(train_places)
+        if self.max_train_samples is not None:  # few-label runs: a seeded subset of windows
+            order = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.seed))
+            train = [train[i] for i in sorted(order[: self.max_train_samples].tolist())]
+        self.train_set = SceneWindows(*args, train, **kw)
         self.val_set = SceneWindows(*args, pick(val_places), **kw)
 
     def _windows(self, images: DatedStacks) -> list[tuple[str, tuple[slice, slice]]]:
@@ -340,7 +346,8 @@ def build_scenes(*, root: str | None = None, generate: bool = False,
                  num_frames: int = 3, chip_size: int = 224, stride: int | None = None,
                  sampler: str = "grid", samples_per_epoch: int = 256, val_fraction: float = 0.25,
                  labels: bool = True, batch_size: int = 8, num_workers: int = 0, seed: int = 0,
-                 ignore_index: int = -1, target: str = "mask", places: int = 8,
+                 ignore_index: int = -1, target: str = "mask",
+                 max_train_samples: int | None = None, places: int = 8,
                  size: int = 64) -> SceneDataModule:
     """Dated scenes ``<place>_<YYYYMMDD>.tif`` (+ ``<place>_mask.tif``) in ``root``, split by place.
 
@@ -358,22 +365,25 @@ def build_scenes(*, root: str | None = None, generate: bool = False,
                            sampler=sampler, samples_per_epoch=samples_per_epoch,
                            val_fraction=val_fraction, labels=labels, batch_size=batch_size,
                            num_workers=num_workers, seed=seed, ignore_index=ignore_index,
-                           target=target)
+                           target=target, max_train_samples=max_train_samples)
 
 
 def build_water(*, root: str | None = None, places: int = 8, size: int = 64, chip_size: int = 32,
                 stride: int | None = None, num_frames: int = 3, target: str = "mask",
                 sampler: str = "grid", samples_per_epoch: int = 64, batch_size: int = 8,
-                num_workers: int = 0, seed: int = 0, val_fraction: float = 0.25) -> SceneDataModule:
+                num_workers: int = 0, seed: int = 0, val_fraction: float = 0.25,
+                max_train_samples: int | None = None) -> SceneDataModule:
     """The embedded water dataset, generated from ``seed`` into ``root`` (default: a temp folder).
 
     ``target``: ``mask`` (water segmentation), ``scene`` (is the window mostly water?) or
-    ``ndwi`` (per-pixel water index regression).
+    ``ndwi`` (per-pixel water index regression). ``max_train_samples`` keeps a seeded subset
+    of the training windows (few-label experiments).
     """
     return build_scenes(root=root, generate=True, places=places, size=size, chip_size=chip_size,
                         stride=stride, num_frames=num_frames, target=target, sampler=sampler,
                         samples_per_epoch=samples_per_epoch, batch_size=batch_size,
-                        num_workers=num_workers, seed=seed, val_fraction=val_fraction)
+                        num_workers=num_workers, seed=seed, val_fraction=val_fraction,
+                        max_train_samples=max_train_samples)
 
 
 # --------------------------------------------------------------------------- chips

@@ -1,0 +1,193 @@
+"""MAE pretraining throughput (chips/s) and peak memory: ours vs TerraTorch's PrithviMAE.
+
+Each (implementation, preset) runs in its own process so peak memory is its own: on CPU the
+peak resident set size (and its rise over the process before the model is built), on CUDA
+``torch.cuda.max_memory_allocated``. The reference is TerraTorch 1.2.11's ``PrithviMAE``, loaded
+from an optional separate environment ``.venv-bench-geospatial`` (``pip install --no-deps
+terratorch==1.2.11`` plus a ``.pth`` reaching the main environment); its module file is loaded
+directly, since importing the ``terratorch`` package pulls in its whole dataset stack. The same
+process checks parity: the reference's weights, loaded through our official-checkpoint loader,
+must reproduce its encoder's output.
+
+    .venv/bin/python bench/geospatial_throughput.py [--device cpu|cuda] [--precision bf16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib.util
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_VENV = ROOT / ".venv-bench-geospatial" / "bin" / "python"
+SIZES = {  # preset -> (frames, image size, batch of chips per step)
+    "tiny": (3, 32, 8),
+    "eo2_100m": (4, 224, 2),
+}
+
+
+def rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def reference_module():
+    spec = importlib.util.find_spec("terratorch")
+    if spec is None:
+        raise ImportError("terratorch is not installed in this environment")
+    path = Path(list(spec.submodule_search_locations)[0]) / "models" / "backbones" / "prithvi_mae.py"
+    module_spec = importlib.util.spec_from_file_location("terratorch_prithvi_mae", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def build(impl: str, preset: str):
+    """A pretraining step function ``step(x) -> loss`` and its parameters."""
+    from domainfm_geospatial.encoder import PRESETS, build_prithvi
+    from domainfm_geospatial.objective import build_mae
+
+    cfg = PRESETS[preset]
+    if impl == "ours":
+        encoder = build_prithvi(preset)
+        objective = build_mae(encoder)
+        params = [*encoder.parameters(), *objective.parameters()]
+        return (lambda x: objective(encoder, {"image": x})["loss"]), params, (encoder, objective)
+    ref = reference_module()
+    model = ref.PrithviMAE(
+        img_size=cfg["img_size"], patch_size=(1, cfg["patch_size"], cfg["patch_size"]),
+        num_frames=cfg["num_frames"], in_chans=6, embed_dim=cfg["embed_dim"], depth=cfg["depth"],
+        num_heads=cfg["num_heads"], decoder_embed_dim=cfg["decoder_dim"],
+        decoder_depth=cfg["decoder_depth"], decoder_num_heads=cfg["decoder_heads"],
+        mlp_ratio=cfg["mlp_ratio"], norm_layer=functools.partial(torch.nn.LayerNorm, eps=1e-6))
+    return (lambda x: model(x)[0]["loss"]), list(model.parameters()), (model,)
+
+
+def parity(preset: str, model) -> float:
+    """Max |difference| between the reference encoder and ours loaded with its weights."""
+    from domainfm_geospatial.encoder import build_prithvi
+    from domainfm_geospatial.weights import load_prithvi
+
+    frames, size, _ = SIZES[preset]
+    ours = build_prithvi(preset).eval()
+    load_prithvi(ours, model.state_dict())
+    model.eval()
+    torch.manual_seed(0)
+    x = torch.randn(2, 6, frames, size, size)
+    with torch.no_grad():
+        theirs = model.encoder.forward_features(x)[-1]
+        mine = ours({"image": x})
+        mine = torch.cat([mine["cls"][:, None], mine["tokens"]], dim=1)
+    return float((theirs - mine).abs().max())
+
+
+def one(impl: str, preset: str, device: str, precision: str, steps: int, threads: int) -> dict:
+    torch.set_num_threads(threads)
+    before = rss_mib()
+    torch.manual_seed(0)
+    step, params, modules = build(impl, preset)
+    for m in modules:
+        m.to(device).train()
+    frames, size, batch = SIZES[preset]
+    x = torch.randn(batch, 6, frames, size, size, device=device)
+    opt = torch.optim.AdamW(params, lr=1e-4)
+    dtype = torch.bfloat16 if precision == "bf16" else None
+
+    def train_step() -> None:
+        with torch.autocast(device_type=device, dtype=dtype, enabled=dtype is not None):
+            loss = step(x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    train_step()  # warm-up (allocations, kernels)
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    for _ in range(steps):
+        train_step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    elapsed = time.perf_counter() - start
+    out = {"impl": impl, "preset": preset, "chips_per_s": batch * steps / elapsed,
+           "step_s": elapsed / steps, "batch": batch,
+           "params_m": sum(p.numel() for p in params) / 1e6}
+    if device == "cuda":
+        out["peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        out["peak_mib"], out["rise_mib"] = rss_mib(), rss_mib() - before
+    if impl == "reference":
+        out["parity_max_abs"] = parity(preset, modules[0].cpu())
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="32", choices=["32", "bf16"])
+    parser.add_argument("--presets", nargs="+", default=list(SIZES))
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--one", nargs=2, metavar=("IMPL", "PRESET"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(one(*args.one, args.device, args.precision, args.steps, args.threads)))
+        return
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from report import machine, table, write_section
+
+    reference_python = str(BENCH_VENV) if BENCH_VENV.exists() else None
+    rows, notes = [], []
+    for preset in args.presets:
+        for impl, python in (("ours", sys.executable), ("reference", reference_python)):
+            if python is None:
+                notes.append("reference skipped: `.venv-bench-geospatial` (terratorch 1.2.11) "
+                             "not found")
+                continue
+            cmd = [python, __file__, "--one", impl, preset, "--device", args.device,
+                   "--precision", args.precision, "--steps", str(args.steps),
+                   "--threads", str(args.threads)]
+            done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+            if done.returncode:
+                notes.append(f"{impl} {preset} failed: {done.stderr.strip().splitlines()[-1]}")
+                continue
+            r = json.loads(done.stdout.strip().splitlines()[-1])
+            print(r, flush=True)
+            rows.append([preset, "domainfm-geospatial" if impl == "ours" else "TerraTorch 1.2.11 PrithviMAE",
+                         f"{r['params_m']:.1f}", r["batch"], f"{r['chips_per_s']:.2f}",
+                         f"{r['peak_mib']:.0f}", f"{r.get('rise_mib', float('nan')):.0f}",
+                         f"{r['parity_max_abs']:.1e}" if "parity_max_abs" in r else "-"])
+    unit = "peak GPU MiB" if args.device == "cuda" else "peak RSS MiB"
+    md = "\n".join([
+        f"## Geospatial: MAE pretraining throughput, {args.device} ({args.precision})",
+        "",
+        f"Command: `.venv/bin/python bench/geospatial_throughput.py --device {args.device} "
+        f"--precision {args.precision} --steps {args.steps} --threads {args.threads}`. "
+        f"Machine: {machine()}.",
+        "",
+        "One training step = masked forward (75%), backward and AdamW, decoder 512 wide x 8 "
+        "blocks for eo2_100m (tiny: its preset's 32 x 1). Inputs: tiny 3 x 32 x 32, eo2_100m "
+        "4 x 224 x 224, 6 bands. Each row is its own process; parity is the largest absolute "
+        "difference between TerraTorch's encoder output and ours after loading its weights "
+        "through `load_prithvi` (EO-2.0 key layout).",
+        "",
+        table(["preset", "implementation", "params (M)", "chips/step", "chips/s", unit,
+               "rise over start MiB", "parity"], rows),
+        *(["", *[f"- {n}" for n in notes]] if notes else []),
+    ])
+    key = f"geospatial-throughput-{args.device}-{args.precision}"
+    write_section(key, md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
