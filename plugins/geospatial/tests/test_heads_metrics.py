@@ -79,9 +79,14 @@ def test_miou_is_macro_and_pixel_accuracy_is_micro():
 
 def test_metrics_skip_ignored_pixels_and_rmse_skips_nan():
     metric = build_miou()
-    logits = torch.tensor([[[5.0, 5.0], [0.0, 0.0]]])  # predicts class 0 everywhere
-    metric.update(logits.permute(0, 2, 1).reshape(1, 2, 2), torch.tensor([[0, -1]]))
-    assert metric.compute().item() == pytest.approx(1.0 / 2)  # class 1 absent: IoU 0 in macro
+    logits = torch.tensor([[[5.0, 0.0], [0.0, 5.0]]])  # (1, K=2, 2 pixels): classes 0 then 1
+    metric.update(logits, torch.tensor([[0, -1]]))
+    # the wrong class-1 prediction sits on an ignored pixel: it counts for nothing, and a class
+    # absent from both predictions and labels does not enter the macro average
+    assert metric.compute().item() == pytest.approx(1.0)
+    metric.reset()
+    metric.update(logits, torch.tensor([[0, 0]]))
+    assert metric.compute().item() == pytest.approx((0.5 + 0.0) / 2)
     rmse = build_rmse()
     rmse.update(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.0, float("nan"), 5.0]))
     assert rmse.compute().item() == pytest.approx((4 / 2) ** 0.5)

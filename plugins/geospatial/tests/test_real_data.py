@@ -16,6 +16,7 @@ pytestmark = pytest.mark.skipif(
     reason=f"real HLS chip not found in {DATA} (the shared data folder beside the repository)",
 )
 OVERRIDES = [f"data.params.root={DATA}", "trainer.max_steps=2", "trainer.enable_progress_bar=false",
+             "encoder.preset=tiny", "encoder.params.patch_size=16",  # the config runs eo2_100m widths
              "trainer.limit_val_batches=1"]
 
 
