@@ -63,7 +63,7 @@ def infer_frequency(timestamps: pd.DatetimeIndex | pd.Series, *, where: str = "d
     freq = pd.infer_freq(index)
     if freq is not None:
         return freq
-    steps = np.diff(index.asi8)
+    steps = np.diff(index.values.astype("datetime64[ns]")).astype(np.int64)  # any unit
     values, counts = np.unique(steps, return_counts=True)
     if len(values) == 1:
         return pd.tseries.frequencies.to_offset(pd.Timedelta(int(values[0]), "ns")).freqstr

@@ -121,7 +121,7 @@ def to_series(frame: pd.DataFrame, *, columns: list[str], timestamp_column: str 
             raise DataError(f"{label}: duplicate timestamp {dup} in column {timestamp_column!r}; "
                             "each timestamp must appear once per series")
         if not stamps.is_monotonic_increasing:
-            pos = int(np.flatnonzero(np.diff(stamps.asi8) < 0)[0])
+            pos = int(np.flatnonzero(np.diff(stamps.values) < np.timedelta64(0))[0])
             raise DataError(f"{label}: timestamps are not sorted: {stamps[pos + 1]} (row "
                             f"{pos + 1}) comes after {stamps[pos]}; sort the file by time")
         series_freq = freq or infer_frequency(stamps, where=label)
