@@ -147,6 +147,7 @@ def main() -> None:
     parser.add_argument("--queue-size", type=int, default=16384)
     parser.add_argument("--momentum", type=float, default=0.999)
     parser.add_argument("--frozen-only", action="store_true", help="skip the fine-tuning runs")
+    parser.add_argument("--encoder", help="encoder.safetensors of an earlier run: skip pretraining")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--finetune-batch", type=int, default=32)
     parser.add_argument("--finetune-lr", type=float, default=0.005)
@@ -175,7 +176,21 @@ def main() -> None:
                                                                  seed=args.seed)
     print("log-degree", results["log-degree (logistic regression)"]["micro_f1"], flush=True)
 
-    encoder, losses, pretrain_s = pretrain(args)
+    out = Path(args.out) / args.mode
+    out.mkdir(parents=True, exist_ok=True)
+    if args.encoder:  # reuse a pretrained encoder saved by an earlier run
+        from safetensors.torch import load_file
+
+        encoder = build_encoder("gcc")
+        encoder.load_state_dict(load_file(args.encoder))
+        previous = json.loads((Path(args.encoder).parent / "results.json").read_text())
+        losses, pretrain_s = previous["pretrain_losses"], previous["pretrain_seconds"]
+    else:
+        from safetensors.torch import save_file
+
+        encoder, losses, pretrain_s = pretrain(args)
+        save_file({k: v.contiguous() for k, v in encoder.state_dict().items()},
+                  out / "encoder.safetensors")
     usa_collection = GraphCollection([usa])
     frozen_views = NodeInstances(usa_collection, nodes, labels, True, seed=args.seed + 1000, **SAMPLING)
     features = embed(encoder, frozen_views)
@@ -197,12 +212,8 @@ def main() -> None:
                          "folds": {"micro_f1": scores}}
 
     total = time.perf_counter() - started
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     summary = {"results": results, "pretrain_losses": losses, "pretrain_seconds": pretrain_s,
                "seconds": total, "args": vars(args)}
-    out = out / args.mode
-    out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(summary, indent=2))
     _plot(losses, out / "pretrain_loss.png")
     for name, r in results.items():

@@ -33,7 +33,8 @@ PAD_EIGENVALUE = -2.0
 class GraphCollection:
     """Several graphs as one disjoint union, so that a batch can mix them."""
 
-    def __init__(self, graphs: Sequence[Graph], dense_max_nodes: int = 4096) -> None:
+    def __init__(self, graphs: Sequence[Graph], dense_max_nodes: int = 4096,
+                 dense_budget_mb: int = 256) -> None:
         if not graphs:
             raise ValueError("a GraphCollection needs at least one graph")
         self.graphs = list(graphs)
@@ -45,7 +46,12 @@ class GraphCollection:
         self.indices = np.concatenate([g.indices + o for g, o in zip(graphs, self.offsets)])
         self.degree = np.diff(self.indptr)
         self.graph_of = np.repeat(np.arange(len(graphs)), sizes)
-        self._dense = [_dense_bits(g) if g.num_nodes <= dense_max_nodes else None for g in graphs]
+        # dense bit matrices make induced subgraphs a single gather; cap their total memory
+        budget, self._dense = dense_budget_mb << 20, []
+        for g in graphs:
+            fits = g.num_nodes <= dense_max_nodes and g.num_nodes ** 2 <= budget
+            self._dense.append(_dense_bits(g) if fits else None)
+            budget -= g.num_nodes ** 2 if fits else 0
 
     @property
     def num_nodes(self) -> int:
@@ -69,15 +75,18 @@ class GraphCollection:
         dense = self._dense[g]
         if dense is not None:
             return dense[np.ix_(local, local)]
+        # large graphs: each view node's neighbour list, kept where the neighbour is in the view
         graph = self.graphs[g]
-        # sparse fallback for large graphs: neighbours of each node, kept if in the view
-        position = {int(n): i for i, n in enumerate(local)}
+        starts, counts = graph.indptr[local], graph.degree[local]
+        total = int(counts.sum())
+        flat = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(total)
+        neighbours = graph.indices[flat]
+        rows = np.repeat(np.arange(len(local)), counts)
+        order = np.argsort(local)
+        where = np.minimum(np.searchsorted(local[order], neighbours), len(local) - 1)
+        inside = local[order][where] == neighbours
         out = np.zeros((len(local), len(local)), dtype=bool)
-        for i, u in enumerate(local):
-            for v in graph.neighbours(int(u)):
-                j = position.get(int(v))
-                if j is not None:
-                    out[i, j] = True
+        out[rows[inside], order[where[inside]]] = True
         return out
 
 
@@ -160,7 +169,7 @@ def whole_graph_views(collection: GraphCollection, graph_ids: np.ndarray) -> lis
 
 
 def featurize(collection: GraphCollection, views: Sequence[np.ndarray], rng: np.random.Generator,
-              *, pos_dim: int = 32, max_degree: int = 512, bucket: int = 16) -> Batch:
+              *, pos_dim: int = 32, max_degree: int = 512, bucket: int = 8) -> Batch:
     """A PyG ``Batch`` of the views with GCC's features.
 
     ``x``: ``(N, pos_dim)`` eigenvector features; ``degree``: ``(N,)`` degree inside the view
