@@ -26,7 +26,7 @@ from domainfm_geospatial.data import build_water
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import machine, table, write_section  # noqa: E402
 
-DATA = {"places": 16, "size": 64, "chip_size": 32, "batch_size": 8}
+DATA = {"places": 48, "size": 64, "chip_size": 32, "batch_size": 8}
 
 
 def masked_val_loss(encoder, objective, root: str) -> float:
@@ -52,7 +52,7 @@ def common(root: str, out: Path, device: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--pretrain-steps", type=int, default=600)
+    parser.add_argument("--pretrain-steps", type=int, default=1500)
     parser.add_argument("--finetune-steps", type=int, default=150)
     parser.add_argument("--labels", type=int, default=4, help="labelled training windows")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

@@ -160,9 +160,10 @@ class SceneWindows(Dataset):
 
     def __init__(self, images: DatedStacks, labels: Labels | None, windows: list[tuple[slice, slice]],
                  prep: Preprocess, frames: int, ignore_index: int, nodata: float | None,
-                 target: str = "mask") -> None:
+                 target: str = "mask", cache: bool = False) -> None:
         self.images, self.labels, self.windows = images, labels, windows
         self.target = target
+        self.cache: dict[int, dict[str, Any]] | None = {} if cache else None
         self.prep, self.frames, self.ignore_index, self.nodata = prep, frames, ignore_index, nodata
 
     def __len__(self) -> int:
@@ -173,6 +174,13 @@ class SceneWindows(Dataset):
         return sorted(set(index.index), key=lambda iv: iv.left)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
+        if self.cache is not None:
+            if i not in self.cache:
+                self.cache[i] = self.read(i)
+            return dict(self.cache[i])
+        return self.read(i)
+
+    def read(self, i: int) -> dict[str, Any]:
         x, y = self.windows[i]
         dates = self.dates_at(x, y)
         files = sorted(self.images.index.cx[x.start:x.stop, y.start:y.stop].filepath)
@@ -238,9 +246,9 @@ class SceneDataModule(_LoaderMixin):
                  chip_size: int, stride: int | None, sampler: str, samples_per_epoch: int,
                  val_fraction: float, labels: bool, batch_size: int, num_workers: int, seed: int,
                  ignore_index: int, target: str = "mask",
-                 max_train_samples: int | None = None) -> None:
+                 max_train_samples: int | None = None, cache: bool = False) -> None:
         super().__init__()
-        self.max_train_samples = max_train_samples
+        self.max_train_samples, self.cache = max_train_samples, cache
         if target not in TARGETS:
             raise DomainfmError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
         self.target = target
@@ -288,7 +296,7 @@ class SceneDataModule(_LoaderMixin):
         pick = lambda chosen: [w for p, w in windows if p in set(chosen)]  # noqa: E731
         args = (images, labels)
         kw = dict(prep=self.prep, frames=self.num_frames, ignore_index=self.ignore_index,
-                  nodata=nodata, target=self.target)
+                  nodata=nodata, target=self.target, cache=self.cache)
         train = pick(train_places)
         if self.max_train_samples is not None:  # few-label runs: a seeded subset of windows
             order = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.seed))
@@ -347,12 +355,13 @@ def build_scenes(*, root: str | None = None, generate: bool = False,
                  sampler: str = "grid", samples_per_epoch: int = 256, val_fraction: float = 0.25,
                  labels: bool = True, batch_size: int = 8, num_workers: int = 0, seed: int = 0,
                  ignore_index: int = -1, target: str = "mask",
-                 max_train_samples: int | None = None, places: int = 8,
+                 max_train_samples: int | None = None, cache: bool = False, places: int = 8,
                  size: int = 64) -> SceneDataModule:
     """Dated scenes ``<place>_<YYYYMMDD>.tif`` (+ ``<place>_mask.tif``) in ``root``, split by place.
 
     ``target``: ``mask`` (per-pixel labels), ``scene`` (1 when water covers more than a fifth
     of the window) or ``ndwi`` (per-pixel water index of the last frame, for regression).
+    ``cache`` keeps each window in memory after its first read (small datasets, many epochs).
     ``generate=True`` first writes the embedded water data (``places`` scenes of ``size`` pixels,
     from ``seed``) into ``root`` (a temporary folder when ``root`` is not given).
     """
@@ -365,7 +374,7 @@ def build_scenes(*, root: str | None = None, generate: bool = False,
                            sampler=sampler, samples_per_epoch=samples_per_epoch,
                            val_fraction=val_fraction, labels=labels, batch_size=batch_size,
                            num_workers=num_workers, seed=seed, ignore_index=ignore_index,
-                           target=target, max_train_samples=max_train_samples)
+                           target=target, max_train_samples=max_train_samples, cache=cache)
 
 
 def build_water(*, root: str | None = None, places: int = 8, size: int = 64, chip_size: int = 32,
@@ -383,7 +392,7 @@ def build_water(*, root: str | None = None, places: int = 8, size: int = 64, chi
                         stride=stride, num_frames=num_frames, target=target, sampler=sampler,
                         samples_per_epoch=samples_per_epoch, batch_size=batch_size,
                         num_workers=num_workers, seed=seed, val_fraction=val_fraction,
-                        max_train_samples=max_train_samples)
+                        max_train_samples=max_train_samples, cache=True)
 
 
 # --------------------------------------------------------------------------- chips

@@ -51,7 +51,7 @@ def test_norm_pix_loss_normalises_each_target_patch():
 def test_decoder_sizes_default_to_the_preset_and_names_match_the_checkpoints():
     enc = build_prithvi("tiny", temporal_encoding=True)
     mae = build_mae(enc)
-    assert mae.decoder_dim == 32 and len(mae.decoder_blocks) == 1
+    assert mae.decoder_dim == 64 and len(mae.decoder_blocks) == 2
     names = set(mae.state_dict())
     for key in ("mask_token", "decoder_embed.weight", "decoder_norm.weight", "decoder_pred.weight",
                 "temporal_embed_dec.scale", "decoder_blocks.0.attn.qkv.weight"):

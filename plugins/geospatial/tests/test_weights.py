@@ -14,9 +14,9 @@ def _official(layout: str, **kwargs):
     torch.manual_seed(1)
     source = build_prithvi("tiny", **kwargs)
     decoder = build_mae(source)
-    pos = sincos_3d(source.embed_dim, (3, 4, 4))
+    pos = sincos_3d(source.embed_dim, (3, 4, 4)).clone()
     enc = {**source.state_dict(), "pos_embed": pos}
-    dec = {**decoder.state_dict(), "decoder_pos_embed": sincos_3d(32, (3, 4, 4))}
+    dec = {**decoder.state_dict(), "decoder_pos_embed": sincos_3d(64, (3, 4, 4)).clone()}
     if layout == "EO-2.0":
         state = {**{f"encoder.{k}": v for k, v in enc.items()},
                  **{f"decoder.{k}": v for k, v in dec.items()}}
