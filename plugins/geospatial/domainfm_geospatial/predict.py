@@ -155,12 +155,13 @@ def _data_params(config: dict[str, Any]) -> dict[str, Any]:
 
 def build_predictor(*, tile_size: int | None = None, overlap: int = 16, batch_size: int = 4,
                     output: str = "classes", dates: list[str] | None = None,
-                    progress: bool = True) -> Callable[..., list[Path]]:
+                    progress: bool = True, quicklook: bool = False) -> Callable[..., list[Path]]:
     """GeoTIFF(s) -> ``<stem>_pred.tif`` on the same grid.
 
     Inputs hold ``num_frames`` time-major stacks of the training data's ``file_bands``; bands,
     normalisation and frames come from the model's training config. ``dates`` (one per frame)
     are required by models with temporal encoding. ``output``: classes, probabilities or values.
+    ``quicklook`` also writes ``<stem>_pred.png``: the last frame in true colour beside the result.
     """
     if output not in ("classes", "probabilities", "values"):
         raise DomainfmError(f"output must be classes, probabilities or values, got {output!r}")
@@ -204,15 +205,28 @@ def build_predictor(*, tile_size: int | None = None, overlap: int = 16, batch_si
         encoder.eval(), head.eval()
         try:
             for path in sources:
-                written.append(predict_scene(
+                out = predict_scene(
                     path, destination / f"{path.stem}_pred.tif", fn, prep, tile=tile,
                     overlap=min(overlap, tile // 2), channels=num_classes, batch_size=batch_size,
-                    kind=kind, extra=coords, progress=progress))
+                    kind=kind, extra=coords, progress=progress)
+                written.append(out)
+                if quicklook:
+                    written.append(_quicklook(path, out, prep))
         finally:
             encoder.train(was_training), head.train(was_training)
         return written
 
     return run
+
+
+def _quicklook(source: Path, prediction: Path, prep: Preprocess) -> Path:
+    from domainfm_geospatial.plots import scene_and_prediction
+
+    last = prep.file_indices()[-len(prep.indices):]  # the last frame's selected bands
+    names = prep.names
+    rgb = [last[names.index(b)] for b in ("RED", "GREEN", "BLUE")] if {"RED", "GREEN", "BLUE"} \
+        <= set(names) else last[:3] if len(last) >= 3 else [last[0]] * 3
+    return scene_and_prediction(source, prediction, rgb, prediction.with_suffix(".png"))
 
 
 def write_example(folder: Path) -> Path:

@@ -99,3 +99,10 @@ def test_predictor_needs_dates_for_temporal_models(tmp_path):
     dates = ["2023-04-15", "2023-07-15", "2023-10-15"]
     written = build_predictor(progress=False, dates=dates)(model, source, tmp_path / "out")
     assert written[0].is_file()
+
+
+def test_quicklook_png_beside_the_prediction(tmp_path):
+    source = example_stack(tmp_path / "stack.tif", size=48)
+    written = build_predictor(progress=False, quicklook=True)(_model(), source, tmp_path / "out")
+    assert [p.name for p in written] == ["stack_pred.tif", "stack_pred.png"]
+    assert written[1].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
