@@ -53,8 +53,10 @@ class MaskedPatches(nn.Module):
         super().__init__()
         self.mask_ratio = mask_ratio
         self.mask_token = nn.Parameter(torch.zeros(1, 1, encoder.embed_dim))
-        self.decoder = nn.Sequential(nn.Linear(encoder.embed_dim, encoder.embed_dim), nn.GELU(),
-                                     nn.Linear(encoder.embed_dim, encoder.patch))
+        width = encoder.embed_dim
+        self.mixer = nn.TransformerEncoderLayer(width, 2, 2 * width, dropout=0.0,
+                                                batch_first=True, norm_first=True)
+        self.decoder = nn.Linear(width, encoder.patch)
 
     def forward(self, encoder: PatchTransformer, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         patches = encoder.patchify(batch["signal"])
@@ -66,7 +68,7 @@ class MaskedPatches(nn.Module):
         full = self.mask_token.expand(b, n, -1).clone()
         full.scatter_(1, keep[..., None].expand(-1, -1, full.shape[-1]), visible)
         full = full + encoder.pos[:, :n]
-        predicted = self.decoder(full)
+        predicted = self.decoder(self.mixer(full))  # hidden patches attend to visible ones
         index = hidden[..., None].expand(-1, -1, patches.shape[-1])
         loss = F.mse_loss(predicted.gather(1, index), patches.gather(1, index))
         return {"loss": loss}

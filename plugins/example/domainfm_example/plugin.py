@@ -20,6 +20,9 @@ def domainfm_datasets():
         data.WavesDataModule, tiny_params={"num_samples": 64, "batch_size": 8},
         default_encoder="example.patch_transformer", default_head="example.classifier",
         default_metrics=("example.accuracy",),
+        demo={"params": {"num_samples": 1024, "batch_size": 32}, "pretrain_steps": 200,
+              "finetune_params": {"num_samples": 96, "batch_size": 16}, "finetune_steps": 30,
+              "lr": 2e-3},
     )]
 
 
