@@ -25,8 +25,12 @@ _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors from a .safetensors / .bin / .pt / Lightning .ckpt file or a folder holding one."""
+    """Tensors from a .safetensors / .bin / .pt / Lightning .ckpt file, a folder holding one, or a
+    domainfm run folder (its ``checkpoints/last.ckpt``)."""
     path = Path(path)
+    if path.is_dir() and (path / "checkpoints" / "last.ckpt").is_file() \
+            and not any((path / name).is_file() for name in _WEIGHT_FILES):
+        path = path / "checkpoints" / "last.ckpt"
     if path.is_dir():
         found = [path / name for name in _WEIGHT_FILES if (path / name).is_file()]
         if not found:

@@ -110,3 +110,19 @@ def test_matches_granite_tsfm(prefix):
         batch = {"past_values": x, "freq_token": token}
         got = head(encoder(batch), batch)
     assert (got - expected).abs().max() < 1e-5
+
+
+def test_head_init_from_a_pretraining_run_folder(tmp_path):
+    """A pretraining checkpoint's objective decoder + head seed a fine-tuning head (zero-shot)."""
+    from domainfm_timeseries.objective import build_forecasting_objective
+
+    torch.manual_seed(0)
+    encoder = build_ttm(preset="tiny")
+    objective = build_forecasting_objective(encoder)
+    state = {f"objective.{k}": v for k, v in objective.state_dict().items()}
+    state.update({f"encoder.{k}": v for k, v in encoder.state_dict().items()})
+    (tmp_path / "checkpoints").mkdir()
+    torch.save({"state_dict": state}, tmp_path / "checkpoints" / "last.ckpt")
+    head = build_forecast_head(encoder, init=str(tmp_path))
+    for key, value in objective.forecaster.state_dict().items():
+        assert torch.equal(head.state_dict()[key], value)
