@@ -190,7 +190,7 @@ def main() -> None:
         saved = torch.load(args.init, weights_only=False)
         encoder.load_state_dict(saved["encoder"]), head.load_state_dict(saved["head"])
         info = saved.get("info", {"epochs_run": args.epochs})
-        train_s = saved.get("train_seconds", args.train_seconds)
+        train_s = saved.get("train_seconds") or args.train_seconds or float("nan")
         train_cpu = saved.get("train_cpu_seconds")
     else:
         info = train(encoder, head, h1, epochs=args.epochs, lr=args.lr, freeze_backbone=False,
