@@ -35,7 +35,19 @@ SIZES = {  # preset -> (frames, image size, batch of chips per step)
 
 
 def rss_mib() -> float:
+    """Peak resident set size of this process (VmHWM: unlike ru_maxrss, not inherited at exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def reset_peak() -> None:
+    """Restart the peak-RSS count from the current RSS (Linux clear_refs), where allowed."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
 
 
 def reference_module():

@@ -14,6 +14,7 @@ spans the whole input, is compared tiled against one untiled pass over all 16,38
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import resource
 import subprocess
@@ -31,7 +32,26 @@ TILE, OVERLAP, BATCH = 224, 32, 4
 
 
 def rss_mib() -> float:
+    """Peak resident set size of this process (VmHWM: unlike ru_maxrss, not inherited at exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def reset_peak() -> None:
+    """Restart the peak-RSS count from the current RSS (Linux clear_refs), where allowed."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
 
 
 def model(device: str):
@@ -61,17 +81,20 @@ def run_one(scene: Path, out: Path, device: str) -> dict:
     warm = scene_large(out.parent / "warm.tif", size=2 * TILE - OVERLAP)  # one full batch of tiles
     predict_scene(warm, out.parent / "warm_pred.tif", fn, prep(), tile=TILE, overlap=OVERLAP,
                   channels=2, batch_size=BATCH, progress=False)
-    base = rss_mib()
+    gc.collect()
+    reset_peak()
+    base = current_rss_mib()
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     predict_scene(scene, out, fn, prep(), tile=TILE, overlap=OVERLAP, channels=2,
                   batch_size=BATCH, progress=False)
     elapsed = time.perf_counter() - start
+    peak = rss_mib()
     with rasterio.open(scene) as src, rasterio.open(out) as dst:
         same_grid = (src.crs, src.transform, src.shape) == (dst.crs, dst.transform, dst.shape)
         size = src.width
-    result = {"size": size, "seconds": elapsed, "peak_mib": rss_mib(), "rise_mib": rss_mib() - base,
+    result = {"size": size, "seconds": elapsed, "peak_mib": peak, "rise_mib": peak - base,
               "same_grid": same_grid}
     if device == "cuda":
         result["gpu_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
@@ -153,8 +176,9 @@ def main() -> None:
         "",
         f"Tiles {TILE} px, overlap {OVERLAP} px, {BATCH} tiles per forward pass; model: "
         "`geospatial.prithvi` tiny widths with patch 16 and `geospatial.segmentation` (random "
-        "weights: this measures the machinery). Peak RSS is the whole process; the rise is over "
-        "the same process after a warm-up prediction on a scene of one full batch of tiles.",
+        "weights: this measures the machinery). Peak RSS (VmHWM) is the whole process during the "
+        "scene's prediction, after a warm-up on a scene of one full batch of tiles; the rise is "
+        "that peak minus the RSS just before the prediction started.",
         "",
         table(["scene", "input MiB (float32)", "tiles", "seconds", "peak RSS MiB",
                "rise MiB", "peak GPU MiB", "output CRS/transform/size = input"], rows),
