@@ -360,10 +360,13 @@ class BrainMRIDataModule(pl.LightningDataModule):
         return 3 if self.options["seg_format"] == "brats" else len(labels)
 
     def split(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """(train, val) cases: a seeded shuffle, at least one case in each when possible."""
+        """(train, val) cases: a seeded shuffle; a non-zero ``val_fraction`` keeps at least one
+        case in each split when there are two or more."""
         cases = discover_cases(self.source, self.modalities)
         order = np.random.default_rng(self.seed).permutation(len(cases))
-        n_val = min(max(1, round(len(cases) * self.val_fraction)), len(cases) - 1) if len(cases) > 1 else 0
+        n_val = round(len(cases) * self.val_fraction)
+        if self.val_fraction > 0 and len(cases) > 1:
+            n_val = min(max(1, n_val), len(cases) - 1)
         val = [cases[i] for i in order[:n_val]]
         train = [cases[i] for i in order[n_val:]]
         if self.train_cases is not None:
@@ -373,7 +376,6 @@ class BrainMRIDataModule(pl.LightningDataModule):
     def _dataset(self, cases: list[dict[str, Any]], train: bool) -> PersistentDataset:
         transform = build_transforms(**self.options, train=train, augment=self.augment,
                                      modality_dropout=self.modality_dropout if train else 0.0)
-        transform.set_random_state(seed=self.seed)
         good = []
         for case in cases:
             try:
@@ -388,8 +390,9 @@ class BrainMRIDataModule(pl.LightningDataModule):
                 self.skipped.append(str(bad))
                 continue
             good.append(case)
-        transform.set_random_state(seed=self.seed)
-        return PersistentDataset(good, transform, self.cache_dir, hash_transform=json_hashing)
+        dataset = PersistentDataset(good, transform, self.cache_dir, hash_transform=json_hashing)
+        transform.set_random_state(seed=self.seed)  # after: the constructor draws from it
+        return dataset
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:

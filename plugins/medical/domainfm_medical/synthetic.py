@@ -9,6 +9,7 @@ The case label is the grade: 1 (high) when the tumour enhances, 0 (low) when it 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +68,21 @@ def make_case(rng: np.random.Generator, size: int = 32) -> tuple[dict[str, np.nd
         noisy = values * bias + 0.03 * rng.standard_normal((size,) * 3)
         volumes[modality] = np.where(brain, gaussian_filter(noisy, 0.6), 0.0).astype(np.float32) * 1000
     return volumes, mask, grade
+
+
+AFFINE = np.array([[1.0, 0, 0, -10], [0, 1.0, 0, -12], [0, 0, 1.0, 5], [0, 0, 0, 1]])
+
+
+def write_case(root: str | Path, name: str, seed: int, modalities: Sequence[str] = MODALITIES,
+               size: int = 32, mask: bool = True, affine: np.ndarray = AFFINE) -> Path:
+    """One case in a BraTS-style folder (``<name>/<name>_<modality>.nii.gz``, ``<name>_seg``)."""
+    volumes, seg, _ = make_case(np.random.default_rng(seed), size)
+    folder = Path(root) / name
+    for m in modalities:
+        write_volume(volumes[m], affine, folder / f"{name}_{m}.nii.gz")
+    if mask:
+        write_volume(seg, affine, folder / f"{name}_seg.nii.gz", dtype=np.int16)
+    return folder
 
 
 def generate(root: str | Path, *, num_cases: int = 16, size: int = 32, seed: int = 0) -> Path:
