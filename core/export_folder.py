@@ -24,7 +24,7 @@ from torch import nn
 
 from domainfm.config import Component, EncoderChoice
 from domainfm.host import DomainfmError, Host, _version, get_host
-from domainfm.lora import has_lora, inject_lora, merge_lora
+from domainfm.engine.lora import has_lora, inject_lora, merge_lora
 
 FORMAT = "domainfm-export"
 FORMAT_VERSION = 1

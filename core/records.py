@@ -19,14 +19,16 @@ signature *is* the schema of that component's parameters: keep parameters keywor
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # records stay importable without torch, so listing plugins is fast
+    import torch
+    from torch import nn
 
 Kind = Literal["dataset", "encoder", "objective", "head", "metric", "predictor"]
 KINDS: tuple[Kind, ...] = ("dataset", "encoder", "objective", "head", "metric", "predictor")
@@ -62,6 +64,40 @@ class Head(Protocol):
     def loss(self, predictions: torch.Tensor, batch: Batch) -> torch.Tensor: ...
 
 
+class LazyBuild:
+    """A ``"package.module:function"`` reference, imported on first use.
+
+    Records may name their build function this way so that listing plugins (``domainfm
+    plugins``) imports no heavy field library; the signature is still available for checks.
+    """
+
+    def __init__(self, path: str) -> None:
+        module, sep, attr = path.partition(":")
+        if not sep or not module or not attr:
+            raise ValueError(f"build reference {path!r} must look like 'package.module:function'")
+        self.path = path
+        self._target: Callable[..., Any] | None = None
+
+    @property
+    def target(self) -> Callable[..., Any]:
+        if self._target is None:
+            import importlib
+
+            module, _, attr = self.path.partition(":")
+            self._target = getattr(importlib.import_module(module), attr)
+        return self._target
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        return inspect.signature(self.target)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.target(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"LazyBuild({self.path!r})"
+
+
 @dataclass(frozen=True)
 class Record:
     """A named component a plugin contributes.
@@ -69,12 +105,13 @@ class Record:
     Attributes:
         name: ``"<plugin>.<name>"``, unique across all installed plugins.
         description: one line shown by ``domainfm components``.
-        build: factory called with the component's parameters from the run config.
+        build: factory called with the component's parameters from the run config, or a
+            ``"package.module:function"`` string imported on first use (see :class:`LazyBuild`).
     """
 
     name: str
     description: str
-    build: Callable[..., Any]
+    build: Callable[..., Any] | str
     kind: ClassVar[Kind]
 
     def __post_init__(self) -> None:
@@ -85,6 +122,8 @@ class Record:
             )
         if not self.description or "\n" in self.description:
             raise ValueError(f"component {self.name!r} needs a one-line description")
+        if isinstance(self.build, str):
+            object.__setattr__(self, "build", LazyBuild(self.build))
 
     @property
     def plugin(self) -> str:

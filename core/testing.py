@@ -28,7 +28,7 @@ from domainfm.config import Component, EncoderChoice, OptimConfig
 from domainfm.engine.modules import FinetuneModule, PretrainModule
 from domainfm.export_folder import write_export
 from domainfm.host import Host, get_host
-from domainfm.lora import LoRALinear, inject_lora, merge_lora
+from domainfm.engine.lora import LoRALinear, inject_lora, merge_lora
 from domainfm.records import DatasetRecord, EncoderRecord, PredictorRecord
 
 STEPS = 10

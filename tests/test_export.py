@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import domainfm
-from domainfm.lora import LoRALinear
+from domainfm.engine.lora import LoRALinear
 
 from support import example_config
 

@@ -7,11 +7,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchmetrics import Metric
+from torchmetrics.classification import MulticlassAccuracy
 
-PRESETS = {
-    "tiny": {"patch": 4, "width": 32, "depth": 2, "heads": 2},
-    "small": {"patch": 4, "width": 64, "depth": 4, "heads": 4},
-}
+from domainfm_example.plugin import PRESETS
 
 
 class PatchTransformer(nn.Module):
@@ -86,3 +85,8 @@ class ClassifierHead(nn.Module):
 
     def loss(self, predictions: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
         return F.cross_entropy(predictions, batch["target"])
+
+
+def accuracy(*, num_classes: int = 4) -> Metric:
+    """Share of correctly classified signals (from logits)."""
+    return MulticlassAccuracy(num_classes=num_classes, average="micro")

@@ -10,14 +10,18 @@ from domainfm.records import (
     PredictorRecord,
 )
 
-from domainfm_example import data, model, predict
+# Builds are named as "module:function" strings: listing plugins imports none of them.
+PRESETS = {
+    "tiny": {"patch": 4, "width": 32, "depth": 2, "heads": 2},
+    "small": {"patch": 4, "width": 64, "depth": 4, "heads": 4},
+}
 
 
 @hookimpl
 def domainfm_datasets():
     return [DatasetRecord(
         "example.waves", "Noisy sine waves whose frequency is the class (generated).",
-        data.WavesDataModule, tiny_params={"num_samples": 64, "batch_size": 8},
+        "domainfm_example.data:WavesDataModule", tiny_params={"num_samples": 64, "batch_size": 8},
         default_encoder="example.patch_transformer", default_head="example.classifier",
         default_metrics=("example.accuracy",),
         demo={"params": {"num_samples": 1024, "batch_size": 32}, "pretrain_steps": 200,
@@ -30,7 +34,7 @@ def domainfm_datasets():
 def domainfm_encoders():
     return [EncoderRecord(
         "example.patch_transformer", "A small transformer over 1D signal patches.",
-        model.build_encoder, presets=model.PRESETS, default_dataset="example.waves",
+        "domainfm_example.model:build_encoder", presets=PRESETS, default_dataset="example.waves",
         default_objective="example.masked_patches",
     )]
 
@@ -38,28 +42,29 @@ def domainfm_encoders():
 @hookimpl
 def domainfm_objectives():
     return [ObjectiveRecord("example.masked_patches", "Regress hidden patches from visible ones.",
-                            model.MaskedPatches)]
+                            "domainfm_example.model:MaskedPatches")]
 
 
 @hookimpl
 def domainfm_heads():
     return [HeadRecord("example.classifier", "Linear classifier on the pooled embedding.",
-                       model.ClassifierHead)]
-
-
-def _accuracy(*, num_classes: int = 4):
-    from torchmetrics.classification import MulticlassAccuracy
-
-    return MulticlassAccuracy(num_classes=num_classes, average="micro")
+                       "domainfm_example.model:ClassifierHead")]
 
 
 @hookimpl
 def domainfm_metrics():
-    return [MetricRecord("example.accuracy", "Share of correctly classified signals.", _accuracy)]
+    return [MetricRecord("example.accuracy", "Share of correctly classified signals.", "domainfm_example.model:accuracy")]
 
 
 @hookimpl
 def domainfm_predictors():
     return [PredictorRecord("example.csv", "Class of each signal in a CSV (one signal per row).",
-                            predict.build_predictor, dataset="example.waves",
-                            example=predict.write_example)]
+                            "domainfm_example.predict:build_predictor",
+                            dataset="example.waves",
+                            example=lambda folder: _predict().write_example(folder))]
+
+
+def _predict():
+    from domainfm_example import predict
+
+    return predict
