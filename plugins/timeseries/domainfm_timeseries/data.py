@@ -210,7 +210,8 @@ class ForecastDataModule(pl.LightningDataModule):
         bounds = []
         for s in self.series:
             if len(s.values) < context + horizon:
-                raise DataError(f"{source.name}: series {s.name!r} has {len(s.values)} rows, "
+                label = source.name + (f", series {s.name!r}" if p["id_column"] else "")
+                raise DataError(f"{label}: the series has {len(s.values)} rows, "
                                 f"fewer than context_length + prediction_length = "
                                 f"{context} + {horizon}; use a shorter context or horizon")
             bounds.append(split_bounds(len(s.values), p["split"], context, tuple(p["split_ratios"])))

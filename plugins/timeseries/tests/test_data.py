@@ -147,7 +147,7 @@ def test_nan_is_an_error_unless_filled(tmp_path):
 
 
 def test_series_shorter_than_context_plus_horizon(tmp_path):
-    with pytest.raises(DomainfmError, match=r"has 30 rows, fewer than context_length \+ "
+    with pytest.raises(DomainfmError, match=r"the series has 30 rows, fewer than context_length \+ "
                                             r"prediction_length = 32 \+ 8"):
         dm(write(tmp_path, frame(30)))
 
