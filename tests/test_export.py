@@ -124,3 +124,15 @@ def test_evaluate_and_predict_from_the_export(runs, tmp_path):
     (written,) = domainfm.predict(folder, source, tmp_path / "out")
     classes = written.read_text().split()[1:]
     assert len(classes) == 8 and set(classes) <= {"0", "1", "2", "3"}
+
+
+def test_predict_from_a_run_config(runs, tmp_path):
+    tmp, _, full, _ = runs
+    from domainfm_example.predict import write_example
+
+    source = write_example(tmp_path)
+    written = domainfm.predict_from_config(
+        {"init": str(full.run_dir), "predict": {"input": str(source), "output": str(tmp_path / "o")}})
+    assert [p.name for p in written] == ["waves.classes.csv"]
+    with pytest.raises(domainfm.DomainfmError, match="predict.input"):
+        domainfm.predict_from_config({"init": str(full.run_dir)})
