@@ -12,6 +12,7 @@ bf16 autocast with the same script.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -141,8 +142,9 @@ def main() -> None:
         f"## Time series: TTM 512-96 speed ({args.device})", "",
         f"`{cmd}` (run with `.venv-bench-timeseries/bin/python` to include the transformers and "
         "granite-tsfm models)", "",
-        f"Machine: {machine()}" + (" (2 cores shared with other jobs; models timed round-robin, "
-                                   "medians)" if device.type == "cpu" else "")
+        f"Machine: {machine()}" + (f" (cores shared with other jobs: load average "
+                                   f"{os.getloadavg()[0]:.1f} at the end; models timed "
+                                   "round-robin, medians)" if device.type == "cpu" else "")
         + (f"; peak GPU memory {peak:.0f} MiB" if peak else "") + ".", "",
         f"Training: one AdamW step on a batch of {args.batch_size} windows x {args.channels} "
         "channels (context 512, horizon 96, MSE). Inference: one window (7 channels), batch 1.", "",
