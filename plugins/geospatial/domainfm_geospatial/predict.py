@@ -27,7 +27,7 @@ from domainfm_geospatial import io as gio
 from domainfm_geospatial.data import Preprocess, lat_lon, parse_dates
 
 CLASS_NODATA = 255
-_CACHE_MB = 32
+_CACHE_MB = 8  # GDAL block cache: part of the bounded working set
 
 
 def tile_origins(length: int, tile: int, stride: int) -> list[int]:
