@@ -40,7 +40,7 @@ def slices_png(volumes: dict[str, np.ndarray], path: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     import nibabel as nib
 
-    import domainfm.api as api
+    import domainfm
     from domainfm_medical.predict import build_reconstruct, read_case
 
     parser = argparse.ArgumentParser(prog="python -m domainfm_medical.cli")
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     rec.add_argument("--png", action="store_true", help="also write a PNG of the middle slices")
     args = parser.parse_args(argv)
     try:
-        model = api.load_model(args.model)
+        model = domainfm.load_model(args.model)
         written = build_reconstruct(missing=args.missing, modality=args.modality)(
             model, Path(args.source), Path(args.destination))
         for path in written:
