@@ -105,7 +105,7 @@ def _fit(stage: str, config: RunConfig, module: pl.LightningModule,
     hook_callbacks: list[pl.Callback] = list(callbacks)
     host.hook.domainfm_configure_run(stage=stage, config=config, callbacks=hook_callbacks)
     _write_config(config, run_dir)
-    trainer = build_trainer(config, run_dir, hook_callbacks)
+    trainer = build_trainer(config, run_dir, hook_callbacks, module)
     if config.trainer.deterministic:
         epoch_seeded_loader(datamodule, config.seed)
     getattr(host.hook, f"domainfm_before_{stage}")(config=config, module=module)

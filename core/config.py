@@ -81,6 +81,9 @@ class TrainerConfig:
     checkpoint_every_n_steps: int | None = None
     activation_checkpointing: bool = False
     compile: bool = False
+    # FSDP (strategy: fsdp), see domainfm.engine.scaling
+    fsdp_sharding: str = "FULL_SHARD"
+    fsdp_state_dict: Literal["full", "sharded"] = "full"
 
 
 @dataclass

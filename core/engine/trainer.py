@@ -18,6 +18,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from domainfm.config import RunConfig
+from domainfm.engine.scaling import apply_scaling
 
 
 class EpochSeed(pl.Callback):
@@ -68,8 +69,13 @@ def epoch_seeded_loader(datamodule: pl.LightningDataModule, seed: int) -> None:
 
 
 def build_trainer(config: RunConfig, run_dir: Path, callbacks: list[pl.Callback],
-                  **overrides: Any) -> pl.Trainer:
+                  module: pl.LightningModule | None = None, **overrides: Any) -> pl.Trainer:
+    """The run's Trainer; given ``module``, the scaling options are applied to it first.
+
+    See :mod:`domainfm.engine.scaling` for FSDP, bf16, activation checkpointing and compile.
+    """
     t = config.trainer
+    scaling = apply_scaling(t, module) if module is not None else {}
     checkpoint = ModelCheckpoint(
         dirpath=run_dir / "checkpoints", filename="{epoch}-{step}", save_last=True, save_top_k=1,
         every_n_train_steps=t.checkpoint_every_n_steps,
@@ -98,5 +104,6 @@ def build_trainer(config: RunConfig, run_dir: Path, callbacks: list[pl.Callback]
         logger=CSVLogger(run_dir, name="", version=""),
         callbacks=[*([EpochSeed(config.seed)] if t.deterministic else []), checkpoint, LearningRateMonitor("step"), *callbacks],
     )
+    options.update(scaling)
     options.update(overrides)
     return pl.Trainer(**options)
