@@ -11,6 +11,7 @@ process's maximum resident set on CPU, ``torch.cuda.max_memory_allocated`` on a 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import time
@@ -68,11 +69,12 @@ def main() -> None:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     sync()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for batch in batches[1:]:
         step(batch)
     sync()
     model_only = args.steps * args.batch_size / (time.perf_counter() - start)
+    model_cpu = args.steps * args.batch_size / (time.process_time() - cpu)
     start = time.perf_counter()
     for i in range(args.steps + 1, 2 * args.steps + 1):
         step(dm.train.__getitems__(indices[i * args.batch_size:(i + 1) * args.batch_size]))
@@ -83,7 +85,8 @@ def main() -> None:
     else:
         peak = f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB (process RSS)"
     params = sum(p.numel() for p in encoder.parameters())
-    row = [args.device, args.precision, args.threads, args.batch_size, f"{model_only:.0f}",
+    row = [args.device, args.precision, args.threads, args.batch_size,
+           f"{model_only:.0f} (CPU time: {model_cpu:.0f})",
            f"{end_to_end:.0f}", peak]
     print(row)
     if args.no_report:
@@ -102,6 +105,8 @@ def main() -> None:
         "An instance is a pair of RWR views; a step encodes both, InfoNCE over the batch, "
         "backward, gradient clipping and AdamW. Data: Europe airports (when present), networkx's "
         "bundled graphs and 8 generated graphs.",
+        "",
+        f"Load average while measuring: {os.getloadavg()[0]:.1f} (shared machine).",
         "",
         f"Command: `python bench/graph_pretrain.py --device {args.device} --precision "
         f"{args.precision} --threads {args.threads}`.",

@@ -11,6 +11,7 @@ top-32 eigenvectors of each normalised adjacency. Reported per wall second and p
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -76,6 +77,9 @@ def main() -> None:
         f"{n} instances in batches of {args.batch_size}, `torch.set_num_threads(1)`, seeds ~ "
         "degree^0.75, RWR restart 0.8, 256-step budget, top-32 eigenvectors by batched dense "
         "`torch.linalg.eigh`. Target: 1,000 instances/s.",
+        "",
+        f"Load average while measuring: {os.getloadavg()[0]:.1f} (a shared machine: the CPU-time "
+        "rate is the one-core figure; the wall rate shrinks with the load).",
         "",
         "Command: `python bench/graph_sampler.py`.",
         f"Machine: {machine()}.",
