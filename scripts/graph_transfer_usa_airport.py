@@ -254,7 +254,8 @@ def _report(results: dict, args: argparse.Namespace, pretrain_s: float, total: f
     cmd = "python scripts/graph_transfer_usa_airport.py " + " ".join(
         f"--{k.replace('_', '-')} {' '.join(v) if isinstance(v, list) else v}"
         for k, v in vars(args).items() if k in ("steps", "batch_size", "epochs", "pool", "generated",
-                                                 "pretrain_airports", "seed", "mode", "momentum", "queue_size"))
+                                                 "pretrain_airports", "seed", "mode", "momentum", "queue_size",
+                                                 "workers"))
     cmd += " --frozen-only" if args.frozen_only else ""
     key = "graph-transfer" + ("-frozen" if args.frozen_only else "") + \
         ("" if args.mode == "e2e" else f"-{args.mode}")
@@ -266,9 +267,10 @@ def _report(results: dict, args: argparse.Namespace, pretrain_s: float, total: f
         f"Pretraining: {args.steps} steps of batch {args.batch_size} ({args.mode} InfoNCE, GIN 64x4) on "
         f"the {' and '.join(args.pretrain_airports)} airport networks, networkx's bundled graphs and "
         f"{args.generated} generated graphs; loss {np.mean(losses[:10]):.2f} -> {np.mean(losses[-10:]):.2f} "
-        f"in {pretrain_s / 60:.1f} min. Fine-tuning: {args.epochs} epochs per fold, batch "
+        f"in {pretrain_s / 60:.1f} min. " + ("Frozen protocol only. " if args.frozen_only else
+        f"Fine-tuning: {args.epochs} epochs per fold, batch "
         f"{args.finetune_batch}, lr {args.finetune_lr}, {args.pool} pre-sampled views per node; "
-        f"the score is the held-out fold's after the last epoch. Total {total / 60:.1f} min.",
+        f"the score is the held-out fold's after the last epoch. ") + f"Total {total / 60:.1f} min.",
         "",
         f"Command: `{cmd}` (data read from `../shared/data/graph/`).",
         f"Machine: {machine()}.",
