@@ -269,7 +269,19 @@ def load_encoder(path: str | os.PathLike[str], host: Host | None = None) -> nn.M
 load_model = model_from_source
 
 
+def pack(dataset: str, destination: str | os.PathLike[str], params: dict[str, Any] | None = None,
+         **options: Any) -> Path:
+    """Pack a dataset's train/val samples into tar shards for ``streaming.shards``.
+
+    See :func:`domainfm.streaming.shards.pack` for ``splits``, ``samples_per_shard``,
+    ``shard_bytes``, ``overwrite`` and ``host``.
+    """
+    from domainfm.streaming.shards import pack as pack_shards
+
+    return pack_shards(dataset, destination, params, **options)
+
+
 __all__ = [
     "DomainfmError", "RunResult", "evaluate", "export", "finetune", "load_encoder", "load_model",
-    "model_from_source", "predict", "predict_from_config", "pretrain",
+    "model_from_source", "pack", "predict", "predict_from_config", "pretrain",
 ]

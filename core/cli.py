@@ -56,6 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
     _common(demo)
     demo.add_argument("--plugin", action="append", default=[], help="only these plugins")
     demo.add_argument("--output", default="demo_runs")
+    pack = sub.add_parser("pack", help="pack a dataset's train/val samples into tar shards")
+    _common(pack)
+    pack.add_argument("dataset", nargs="?", help="dataset record (default: the config's data.name)")
+    pack.add_argument("destination", help="shard folder to create")
+    pack.add_argument("--config", help="take the dataset and its params from this run config")
+    pack.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                      help="a dataset parameter (YAML value), e.g. --param root=data/brains")
+    pack.add_argument("--split", action="append", choices=["train", "val"], help="default: both")
+    pack.add_argument("--samples-per-shard", type=int, default=256)
+    pack.add_argument("--overwrite", action="store_true")
     return parser
 
 
@@ -135,9 +145,34 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pack(args: argparse.Namespace) -> int:
+    import yaml
+
+    import domainfm.api
+
+    get_host(args.disable_plugin)
+    params = {}
+    if args.config:
+        from domainfm.config import load_config
+
+        data = load_config(args.config).data
+        args.dataset, params = args.dataset or (data.name if data else None), dict(data.params if data else {})
+    if not args.dataset:
+        raise DomainfmError("pack needs a dataset name or --config with a data section")
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise DomainfmError(f"--param {item!r}: expected KEY=VALUE")
+        params[key] = yaml.safe_load(value)
+    path = domainfm.api.pack(args.dataset, args.destination, params, splits=args.split or ("train", "val"),
+                             samples_per_shard=args.samples_per_shard, overwrite=args.overwrite)
+    print(f"shards written to {path}")
+    return 0
+
+
 COMMANDS = {"plugins": cmd_plugins, "components": cmd_components, "pretrain": cmd_run,
             "finetune": cmd_run, "evaluate": cmd_run, "predict": cmd_run, "export": cmd_export,
-            "demo": cmd_demo}
+            "demo": cmd_demo, "pack": cmd_pack}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

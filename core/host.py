@@ -23,7 +23,7 @@ from domainfm.records import KINDS, RECORD_TYPES, Kind, Record
 
 ENTRY_POINT_GROUP = "domainfm"
 DISABLE_ENV = "DOMAINFM_DISABLE_PLUGINS"
-BUILTIN_PLUGINS = ("domainfm.lora",)
+BUILTIN_PLUGINS = ("domainfm.lora", "domainfm.streaming")
 
 
 class DomainfmError(Exception):
