@@ -203,8 +203,8 @@ def main() -> None:
         f"--repeats {args.repeats} --threads {args.threads}`. "
         f"Machine: {machine()}.",
         "",
-        "One training step = masked forward (75%), backward and AdamW, decoder 512 wide x 8 "
-        "blocks for eo2_100m (tiny: its preset's 32 x 1). Inputs: tiny 3 x 32 x 32, eo2_100m "
+        "One training step = masked forward (75%), backward and AdamW with each preset's MAE "
+        "decoder (eo2_100m: 512 wide x 8 blocks; tiny: 64 x 2). Inputs: tiny 3 x 32 x 32, eo2_100m "
         "4 x 224 x 224, 6 bands. Every run is its own process, ours and the reference interleaved "
         "(order alternating) on a machine shared with other work, one warm-up step each; parity is the largest absolute "
         "difference between TerraTorch's encoder output and ours after loading its weights "
