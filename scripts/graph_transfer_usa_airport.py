@@ -13,7 +13,8 @@ Fine-tuning draws each node's subgraph from a pool of pre-sampled RWR views (``-
 node), so the 10 folds x 2 encoders stay within the machine's time; the pool is shared, so
 pretrained and scratch see the same inputs. Scores are on the held-out fold at the last epoch.
 
-    .venv/bin/python scripts/graph_transfer_usa_airport.py            # about 20 minutes on CPU
+    .venv/bin/python scripts/graph_transfer_usa_airport.py   # 67 min on 2 shared cores (load ~10)
+    .venv/bin/python scripts/graph_transfer_usa_airport.py --frozen-only --workers 0 --steps 700 --generated 2
 """
 
 from __future__ import annotations
