@@ -196,7 +196,7 @@ def load_parts(config: dict[str, Any], tensors: dict[str, torch.Tensor], host: H
     built: dict[str, nn.Module | None] = {"encoder": encoder, "head": None, "objective": None}
     for part in ("head", "objective"):
         spec = config.get(part)
-        if part in parts and spec and any(k.startswith(part + ".") for k in tensors):
+        if part in parts and spec:  # stateless parts (no tensors) are rebuilt too
             built[part] = build_with_encoder(host, part, Component(spec["name"], dict(spec.get("params") or {})), encoder)
     for part, module in built.items():
         if module is not None:
