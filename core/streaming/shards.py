@@ -224,7 +224,8 @@ def pack(source: str, destination: str | os.PathLike[str], params: dict[str, Any
         for sample in _samples(loader.dataset):
             writer.write(sample)
         entry = writer.close()
-        entry.update(batch_size=loader.batch_size, drop_last=loader.drop_last, collate=collate)
+        entry.update(batch_size=loader.batch_size, drop_last=loader.drop_last, collate=collate,
+                     own_generator=loader.generator is not None)
         index["splits"][split] = entry
     atomic_write_text(root / INDEX, json.dumps(index, indent=2))
     return root
@@ -419,13 +420,16 @@ class ShardDataModule(pl.LightningDataModule):
                              [s["samples"] for s in entry["shards"]],
                              shuffle=self.shuffle and train, seed=seed,
                              shuffle_buffer=self.shuffle_buffer, num_workers=self.num_workers)
+        # Like the source loader: same batching, and a private generator (no draw from the
+        # global RNG when an epoch starts) for training and wherever the source had one.
         drop_last = bool(entry.get("drop_last"))
         if train and self.drop_last is not None:
             drop_last = self.drop_last
         return _EpochLoader(stream, batch_size=self.batch_size or entry.get("batch_size") or 1,
                             collate_fn=_import(collate) if collate else None,
                             num_workers=self.num_workers, drop_last=drop_last,
-                            generator=torch.Generator().manual_seed(seed) if train else None,
+                            generator=torch.Generator().manual_seed(seed)
+                            if train or entry.get("own_generator") else None,
                             state=self._state)
 
     def train_dataloader(self) -> DataLoader | list[Any]:
