@@ -1,0 +1,129 @@
+"""Scale-out: 2-process CPU DDP pretraining of every plugin, scaling options, benchmark smoke."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from importlib.util import find_spec
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from domainfm import api
+from domainfm.engine.scaling import block_class, encoder_blocks, enable_activation_checkpointing
+from domainfm.host import get_host
+from support import example_config
+
+ROOT = Path(__file__).resolve().parents[1]
+PLUGINS = ["example", "medical", "geospatial", "timeseries", "graph"]
+
+RANK_DUMP = '''
+from pathlib import Path
+
+from safetensors.torch import save_file
+
+from domainfm import hookimpl
+
+
+@hookimpl
+def domainfm_after_pretrain(config, module, metrics):
+    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    save_file(state, str(Path(config.output_dir) / f"rank{module.trainer.global_rank}.safetensors"))
+'''
+
+
+def _tiny_run(plugin: str) -> tuple[dict, dict]:
+    """(data, encoder) sections: the plugin's first encoder, its default dataset, tiny sizes."""
+    if find_spec(f"domainfm_{plugin}") is None:
+        pytest.skip(f"plugin {plugin!r} is not installed (pip install -e plugins/{plugin})")
+    host = get_host()
+    encoders = sorted((r for r in host.components("encoder") if r.plugin == plugin), key=lambda r: r.name)
+    if not encoders:
+        pytest.skip(f"plugin {plugin!r} registers no encoder")
+    encoder = encoders[0]
+    if not encoder.default_dataset:
+        pytest.skip(f"{encoder.name} names no default dataset to pretrain on")
+    dataset = host.get("dataset", encoder.default_dataset)
+    preset = "tiny" if "tiny" in encoder.presets else next(iter(encoder.presets))
+    return ({"name": dataset.name, "params": dict(dataset.tiny_params)},
+            {"name": encoder.name, "preset": preset})
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+def test_two_process_ddp_pretraining_checkpoint_equals_rank0(plugin, plugin_factory, cli, tmp_path):
+    data, encoder = _tiny_run(plugin)
+    plugin_factory("rankdump", RANK_DUMP)
+    run = tmp_path / "run"
+    config = {"data": data, "encoder": encoder, "output_dir": str(run), "seed": 5,
+              "trainer": {"max_steps": 2, "enable_progress_bar": False, "accelerator": "cpu",
+                          "log_every_n_steps": 1, "limit_val_batches": 1}}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = cli("pretrain", "--config", str(path), "--devices", "2", "--strategy", "ddp",
+                 env=plugin_factory.env)
+    assert result.returncode == 0, result.stderr[-4000:]
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert checkpoint["global_step"] == 2
+    saved = checkpoint["state_dict"]
+    ranks = [load_file(run / f"rank{r}.safetensors") for r in (0, 1)]
+    assert set(saved) == set(ranks[0])
+    for key, value in saved.items():
+        assert torch.equal(value, ranks[0][key]), key
+        assert torch.equal(ranks[0][key], ranks[1][key]), key
+    model = api.load_model(run)  # the checkpoint loads back into the plugin's model
+    assert sum(p.numel() for p in model.encoder.parameters()) > 0
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+def test_encoder_blocks_are_found(plugin):
+    _, choice = _tiny_run(plugin)
+    encoder = get_host().get("encoder", choice["name"]).build(preset=choice["preset"])
+    blocks = encoder_blocks(encoder)
+    if not blocks:
+        pytest.skip(f"{choice['name']} has no repeated blocks: FSDP wraps it whole, no checkpointing")
+    assert block_class(encoder) is type(blocks[0])
+    names = set(encoder.state_dict())
+    assert enable_activation_checkpointing(encoder) == len(blocks)
+    assert set(encoder.state_dict()) == names  # checkpoints and exports unchanged
+
+
+def test_activation_checkpointing_and_accumulation_keep_the_loss(tmp_path):
+    losses = []
+    for checkpointing in (False, True):
+        config = example_config(tmp_path, output_dir=str(tmp_path / str(checkpointing)), seed=2,
+                                trainer={"max_steps": 3, "deterministic": True, "accelerator": "cpu",
+                                         "enable_progress_bar": False, "log_every_n_steps": 1,
+                                         "accumulate_grad_batches": 2,
+                                         "activation_checkpointing": checkpointing})
+        result = api.pretrain(config)
+        losses.append([v for _, v in result.history["train_loss"]])
+        assert result.module.trainer.accumulate_grad_batches == 2
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+
+
+def test_fsdp_is_built_with_the_block_wrap_policy():
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    from domainfm.config import TrainerConfig
+    from domainfm.engine.scaling import apply_scaling
+
+    encoder = get_host().get("encoder", "example.patch_transformer").build(preset="tiny")
+    module = torch.nn.Module()
+    module.encoder = encoder
+    overrides = apply_scaling(TrainerConfig(strategy="fsdp", activation_checkpointing=True), module)
+    strategy = overrides["strategy"]
+    assert isinstance(strategy, FSDPStrategy)
+    assert strategy.kwargs["auto_wrap_policy"] == {block_class(encoder)}
+
+
+def test_gpu_suite_smoke_mode_runs_on_cpu(tmp_path):
+    report = tmp_path / "BENCHMARKS.md"
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_suite.py"), "--smoke",
+                             "--plugin", "example", "--report", str(report)],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "samples/s" in result.stdout and "MFU" in result.stdout
+    assert "smoke" in report.read_text()
