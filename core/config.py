@@ -84,6 +84,8 @@ class TrainerConfig:
     # FSDP (strategy: fsdp), see domainfm.engine.scaling
     fsdp_sharding: str = "FULL_SHARD"
     fsdp_state_dict: Literal["full", "sharded"] = "full"
+    # DDP (strategy: ddp): also reduce over parameters a step did not use (slower)
+    ddp_find_unused_parameters: bool = False
 
 
 @dataclass

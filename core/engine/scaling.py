@@ -22,6 +22,10 @@ All are ``trainer`` options of the run config (``--set trainer.<name>=...`` on t
 ``compile``
     ``torch.compile`` the encoder in place (``nn.Module.compile``: parameter names unchanged).
     The first steps are slow while it compiles.
+``ddp_find_unused_parameters``
+    Under ``ddp``, let a training step leave some parameters without a gradient (for example
+    an objective that only uses some of the encoder's modality embeddings): DDP then finds
+    them each step, which costs time; leave it off when every parameter is always used.
 ``accumulate_grad_batches``
     Gradient accumulation over that many batches per optimiser step (Lightning's own; under
     DDP the gradient all-reduce only happens on the last of them).
@@ -134,6 +138,12 @@ def apply_scaling(t: TrainerConfig, module: nn.Module | None) -> dict[str, Any]:
         overrides["strategy"] = fsdp_strategy(t, encoder)
     elif t.activation_checkpointing and encoder is not None:
         enable_activation_checkpointing(encoder)
+    if t.ddp_find_unused_parameters and _strategy_name(t.strategy) in ("ddp", "ddp_spawn"):
+        from lightning.pytorch.strategies import DDPStrategy
+
+        overrides["strategy"] = DDPStrategy(
+            find_unused_parameters=True,
+            start_method="spawn" if _strategy_name(t.strategy) == "ddp_spawn" else "popen")
     if t.compile and encoder is not None:
         encoder.compile()
     return overrides
