@@ -11,7 +11,9 @@ One vocabulary everywhere:
   a dict with a scalar ``"loss"`` plus anything worth logging;
 * a **head** is an ``nn.Module`` whose ``forward(features, batch)`` returns predictions and whose
   ``loss(predictions, batch)`` returns a scalar; the target lives in ``batch["target"]``;
-* a **metric** is a ``torchmetrics.Metric`` updated with ``(predictions, batch["target"])``.
+* a **metric** is a ``torchmetrics.Metric`` updated with ``(predictions, batch["target"])``, plus
+  ``batch=batch`` when its ``update`` accepts a ``batch`` keyword (for metrics that need context,
+  such as MASE's history).
 
 A record's ``build`` is called by the host with the parameters of the run configuration, so its
 signature *is* the schema of that component's parameters: keep parameters keyword-only and typed.

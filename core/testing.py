@@ -141,7 +141,7 @@ def check_finetuning(host: Host, record: DatasetRecord, mode: str = "full") -> F
     with torch.no_grad():
         predictions = module(batch)
     for name, metric in metrics.items():
-        metric.update(predictions, batch["target"])
+        metric.update(predictions, batch["target"], **metric._filter_kwargs(batch=batch))
         value = metric.compute()
         values = value.values() if isinstance(value, dict) else [value]
         for v in values:

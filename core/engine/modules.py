@@ -130,7 +130,8 @@ class FinetuneModule(_Base):
         self.log(f"{stage}_loss", loss.detach(), prog_bar=True, batch_size=batch_size_of(batch),
                  sync_dist=True)
         if metrics is not None:
-            metrics.update(predictions, batch["target"])
+            # metrics whose update() takes `batch` get it (e.g. MASE needs the history)
+            metrics.update(predictions, batch["target"], batch=batch)
 
     def _log_metrics(self, metrics: MetricCollection | None) -> None:
         if metrics is None:
