@@ -131,3 +131,25 @@ def test_wrong_source_is_refused(tmp_path):
 
     with pytest.raises(ConfigError, match="packed from 'example.waves'"):
         ShardDataModule(path=str(shards), source="example.other").setup()
+
+
+def test_two_process_ddp_from_shards(cli, tmp_path):
+    """Each DDP rank streams its own shards; both ranks run the same number of steps."""
+    import yaml
+
+    shards = api.pack("example.waves", tmp_path / "shards", {"num_samples": 64, "batch_size": 8},
+                      samples_per_shard=6)
+    config = {"data": {"name": "streaming.shards", "params": {"path": str(shards)}},
+              "encoder": {"name": "example.patch_transformer", "preset": "tiny"},
+              "output_dir": str(tmp_path / "run"),
+              "trainer": {"max_epochs": 1, "enable_progress_bar": False, "accelerator": "cpu",
+                          "log_every_n_steps": 1}}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = cli("pretrain", "--config", str(path), "--devices", "2", "--strategy", "ddp")
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu",
+                            weights_only=True)
+    # 44 train samples in 8 shards (6, ..., 6, 2): 4 shards per rank, equal shares of 20 samples
+    # (the smallest share), 2 full batches of 8 per rank (drop_last as packed).
+    assert checkpoint["global_step"] == 2
