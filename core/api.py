@@ -244,8 +244,10 @@ def _predictor_for(model: ExportedModel, name: str | None, host: Host) -> Any:
         return host.get("predictor", name)
     data = (model.config.get("data") or {}).get("name")
     plugin = model.config["encoder"]["name"].split(".", 1)[0]
-    candidates = [r for r in host.components("predictor") if r.dataset == data] or \
-                 [r for r in host.components("predictor") if r.plugin == plugin]
+    stage = "finetune" if model.head is not None else "pretrain"
+    usable = [r for r in host.components("predictor") if r.stage == stage]
+    candidates = [r for r in usable if r.dataset == data] or \
+                 [r for r in usable if r.plugin == plugin]
     if len(candidates) != 1:
         names = [r.name for r in host.components("predictor") if r.plugin == plugin]
         raise ConfigError(f"choose a predictor for this model (predict.name).{did_you_mean('', names)}")

@@ -206,13 +206,21 @@ class PredictorRecord(Record):
 
     Reads domain files (NIfTI, GeoTIFF, CSV, edge lists...), runs a loaded
     :class:`domainfm.ExportedModel` on them and writes domain files back, returning what it wrote.
-    ``dataset`` names the dataset whose fine-tuned model it serves, and ``example(folder)``
-    writes a small input file there and returns its path, so the harness can run it.
+    ``dataset`` names the dataset whose model it serves: a fine-tuned one (encoder + head), or a
+    pretrained one (encoder + objective, e.g. reconstructing missing inputs) when ``stage`` is
+    ``"pretrain"``. ``example(folder)`` writes a small input file there and returns its path, so
+    the harness can run it.
     """
 
     dataset: str | None = None
-    example: Callable[[Path], Path] | None = None
+    stage: Literal["finetune", "pretrain"] = "finetune"
+    example: Callable[[Path], Path] | str | None = None
     kind: ClassVar[Kind] = "predictor"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.example, str):
+            object.__setattr__(self, "example", LazyBuild(self.example))
 
 
 RECORD_TYPES: dict[Kind, type[Record]] = {

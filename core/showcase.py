@@ -19,13 +19,13 @@ from domainfm.records import DatasetRecord
 
 
 def demo_pairs(host: Host, plugins: list[str] | None = None) -> list[DatasetRecord]:
-    """The first labelled dataset of each plugin (one demo row per plugin)."""
+    """One labelled dataset per plugin: the first with ``demo`` settings, else the first."""
     chosen: dict[str, DatasetRecord] = {}
-    for record in host.components("dataset"):
-        if record.default_head and record.plugin not in chosen:
-            if plugins is None or record.plugin in plugins:
-                chosen[record.plugin] = record
-    return list(chosen.values())
+    labelled = [r for r in host.components("dataset") if r.default_head
+                and (plugins is None or r.plugin in plugins)]
+    for record in sorted(labelled, key=lambda r: not r.demo):
+        chosen.setdefault(record.plugin, record)
+    return [chosen[name] for name in sorted(chosen)]
 
 
 def _run_config(data: DatasetRecord, encoder: str, out: Path, name: str, steps: int,

@@ -40,7 +40,18 @@ class ConformanceError(AssertionError):
 
 
 def tiny_batch(record: DatasetRecord, stage: str = "fit") -> dict[str, Any]:
-    """The first training batch of a dataset built with its ``tiny_params``."""
+    """The first training batch of a dataset built with its ``tiny_params`` (built once)."""
+    key = (record.name, id(record), stage)
+    if key not in _BATCHES:
+        _BATCHES[key] = _first_batch(record, stage)
+    return dict(_BATCHES[key])
+
+
+_BATCHES: dict[tuple[str, int, str], dict[str, Any]] = {}
+
+
+def _first_batch(record: DatasetRecord, stage: str) -> dict[str, Any]:
+    torch.manual_seed(0)
     datamodule = record.build(**record.tiny_params)
     if hasattr(datamodule, "prepare_data"):
         datamodule.prepare_data()
@@ -203,16 +214,26 @@ def check_export_round_trip(host: Host, module: nn.Module, config: dict[str, Any
 
 
 def check_predictor(host: Host, record: PredictorRecord, folder: Path) -> list[Path]:
-    """A fine-tuned tiny model, exported, predicts on the predictor's example input."""
+    """A tiny model (fine-tuned, or pretrained for ``stage="pretrain"`` predictors), exported,
+    predicts on the predictor's example input and writes non-empty files."""
     from domainfm.api import predict
 
     if not record.dataset or not record.example:
         raise ConformanceError(f"{record.name}: set `dataset` and `example` so it can be run")
     data = host.get("dataset", record.dataset)
-    encoder, head, names = finetune_parts(host, data)
-    config = _config(data, names["encoder"], head=Component(data.default_head, dict(data.head_params)))
-    export = write_export(folder / "model", encoder=encoder, head=head, objective=None,
-                          config=config, host=host)
+    if record.stage == "pretrain":
+        encoder_record = host.get("encoder", data.default_encoder or _only_encoder(host, data.plugin))
+        encoder = build_tiny_encoder(encoder_record)
+        objective = host.get("objective", encoder_record.default_objective).build(encoder)
+        config = _config(data, encoder_record.name,
+                         objective=Component(encoder_record.default_objective))
+        parts = {"encoder": encoder, "head": None, "objective": objective}
+    else:
+        encoder, head, names = finetune_parts(host, data)
+        config = _config(data, names["encoder"],
+                         head=Component(data.default_head, dict(data.head_params)))
+        parts = {"encoder": encoder, "head": head, "objective": None}
+    export = write_export(folder / "model", config=config, host=host, **parts)
     source = record.example(folder)
     written = predict(export, source, folder / "out", predictor=record.name, host=host)
     if not written or not all(Path(p).is_file() and Path(p).stat().st_size for p in written):

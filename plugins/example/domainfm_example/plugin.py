@@ -61,10 +61,4 @@ def domainfm_predictors():
     return [PredictorRecord("example.csv", "Class of each signal in a CSV (one signal per row).",
                             "domainfm_example.predict:build_predictor",
                             dataset="example.waves",
-                            example=lambda folder: _predict().write_example(folder))]
-
-
-def _predict():
-    from domainfm_example import predict
-
-    return predict
+                            example="domainfm_example.predict:write_example")]

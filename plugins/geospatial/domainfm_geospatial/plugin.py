@@ -4,6 +4,7 @@ import functools
 
 from domainfm import hookimpl
 from domainfm.records import (
+    LazyBuild,
     DatasetRecord,
     EncoderRecord,
     HeadRecord,
@@ -12,7 +13,7 @@ from domainfm.records import (
     PredictorRecord,
 )
 
-from domainfm_geospatial import data, encoder, heads, metrics, objective, predict
+from domainfm_geospatial.presets import PRESETS  # builds below are imported on first use
 
 _SEGMENTATION_METRICS = ("geospatial.miou", "geospatial.class_iou", "geospatial.f1",
                          "geospatial.pixel_accuracy")
@@ -23,28 +24,32 @@ def domainfm_datasets():
     return [
         DatasetRecord(
             "geospatial.water", "Embedded HLS-like 3-date GeoTIFF scenes with a water class "
-            "(generated from a seed).", data.build_water,
+            "(generated from a seed).", "domainfm_geospatial.data:build_water",
             tiny_params={"places": 4, "size": 32, "chip_size": 32, "batch_size": 2},
             default_encoder="geospatial.prithvi", default_head="geospatial.segmentation",
             head_params={"num_classes": 2}, default_metrics=_SEGMENTATION_METRICS,
+            demo={"params": {"places": 8, "size": 64, "chip_size": 32, "batch_size": 8},
+                  "pretrain_steps": 150, "finetune_steps": 40,
+                  "finetune_params": {"places": 8, "size": 64, "chip_size": 32, "batch_size": 4,
+                                      "max_train_samples": 8}},
         ),
         DatasetRecord(
             "geospatial.water_scenes", "Embedded water scenes labelled as a whole: does water "
-            "cover more than a fifth of the window?", functools.partial(data.build_water, target="scene"),
+            "cover more than a fifth of the window?", functools.partial(LazyBuild("domainfm_geospatial.data:build_water"), target="scene"),
             tiny_params={"places": 4, "size": 32, "chip_size": 16, "stride": 8, "batch_size": 4},
             default_encoder="geospatial.prithvi", default_head="geospatial.classification",
             head_params={"num_classes": 2}, default_metrics=("geospatial.f1",),
         ),
         DatasetRecord(
             "geospatial.water_ndwi", "Embedded water scenes with a per-pixel water index (NDWI) "
-            "to regress.", functools.partial(data.build_water, target="ndwi"),
+            "to regress.", functools.partial(LazyBuild("domainfm_geospatial.data:build_water"), target="ndwi"),
             tiny_params={"places": 4, "size": 32, "chip_size": 32, "batch_size": 2},
             default_encoder="geospatial.prithvi", default_head="geospatial.regression",
             default_metrics=("geospatial.rmse",),
         ),
         DatasetRecord(
             "geospatial.scenes", "Dated multi-band GeoTIFF time series <place>_<YYYYMMDD>.tif "
-            "sampled with torchgeo geo samplers.", data.build_scenes,
+            "sampled with torchgeo geo samplers.", "domainfm_geospatial.data:build_scenes",
             tiny_params={"generate": True, "places": 4, "size": 32, "chip_size": 32,
                          "batch_size": 2},
             default_encoder="geospatial.prithvi", default_head="geospatial.segmentation",
@@ -52,7 +57,7 @@ def domainfm_datasets():
         ),
         DatasetRecord(
             "geospatial.chips", "Pre-chipped image/label GeoTIFF pairs (Sen1Floods11, HLS burn "
-            "scars layouts).", data.build_chips,
+            "scars layouts).", "domainfm_geospatial.data:build_chips",
             tiny_params={"generate": True, "chips": 4, "size": 32, "batch_size": 2},
             default_encoder="geospatial.prithvi", default_head="geospatial.segmentation",
             head_params={"num_classes": 2, "frames": 1}, default_metrics=_SEGMENTATION_METRICS,
@@ -64,7 +69,7 @@ def domainfm_datasets():
 def domainfm_encoders():
     return [EncoderRecord(
         "geospatial.prithvi", "Prithvi EO-1.0/EO-2.0 temporal ViT with 3D sin-cos positions and "
-        "optional time/location encodings.", encoder.build_prithvi, presets=encoder.PRESETS,
+        "optional time/location encodings.", "domainfm_geospatial.encoder:build_prithvi", presets=PRESETS,
         default_dataset="geospatial.water", default_objective="geospatial.mae",
     )]
 
@@ -72,18 +77,18 @@ def domainfm_encoders():
 @hookimpl
 def domainfm_objectives():
     return [ObjectiveRecord("geospatial.mae", "Prithvi masked autoencoder: 75% of tubelets "
-                            "masked, MSE on the masked ones.", objective.build_mae)]
+                            "masked, MSE on the masked ones.", "domainfm_geospatial.objective:build_mae")]
 
 
 @hookimpl
 def domainfm_heads():
     return [
         HeadRecord("geospatial.segmentation", "Neck over intermediate layers + upsampling "
-                   "decoder to per-pixel class logits.", heads.build_segmentation),
+                   "decoder to per-pixel class logits.", "domainfm_geospatial.heads:build_segmentation"),
         HeadRecord("geospatial.regression", "Neck over intermediate layers + upsampling decoder "
-                   "to one value per pixel.", heads.build_regression),
+                   "to one value per pixel.", "domainfm_geospatial.heads:build_regression"),
         HeadRecord("geospatial.classification", "Scene label from the mean-pooled tokens.",
-                   heads.build_classification),
+                   "domainfm_geospatial.heads:build_classification"),
     ]
 
 
@@ -91,14 +96,14 @@ def domainfm_heads():
 def domainfm_metrics():
     return [
         MetricRecord("geospatial.miou", "Mean IoU over classes (macro, as the Prithvi papers "
-                     "report).", metrics.build_miou),
+                     "report).", "domainfm_geospatial.metrics:build_miou"),
         MetricRecord("geospatial.class_iou", "IoU of one class (e.g. water).",
-                     metrics.build_class_iou),
-        MetricRecord("geospatial.f1", "Macro F1 over classes.", metrics.build_f1),
+                     "domainfm_geospatial.metrics:build_class_iou"),
+        MetricRecord("geospatial.f1", "Macro F1 over classes.", "domainfm_geospatial.metrics:build_f1"),
         MetricRecord("geospatial.pixel_accuracy", "Share of correctly classified pixels.",
-                     metrics.build_pixel_accuracy),
+                     "domainfm_geospatial.metrics:build_pixel_accuracy"),
         MetricRecord("geospatial.rmse", "Root mean squared error over valid pixels.",
-                     metrics.build_rmse, higher_is_better=False),
+                     "domainfm_geospatial.metrics:build_rmse", higher_is_better=False),
     ]
 
 
@@ -106,6 +111,6 @@ def domainfm_metrics():
 def domainfm_predictors():
     return [PredictorRecord(
         "geospatial.geotiff", "Whole-scene GeoTIFF -> GeoTIFF of classes on the same grid, in "
-        "overlapping blended tiles.", predict.build_predictor, dataset="geospatial.water",
-        example=predict.write_example,
+        "overlapping blended tiles.", "domainfm_geospatial.predict:build_predictor", dataset="geospatial.water",
+        example="domainfm_geospatial.predict:write_example",
     )]

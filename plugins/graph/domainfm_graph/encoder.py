@@ -20,13 +20,7 @@ from torch_geometric.utils import to_dense_batch
 
 from domainfm.host import DomainfmError
 
-PRESETS: dict[str, dict[str, Any]] = {
-    # GCC: 5 GIN layers counting the input, i.e. 4 GINConv; 64 wide; degree embedding 16
-    "gcc": {"hidden_dim": 64, "output_dim": 64, "num_layers": 4, "degree_dim": 16,
-            "dropout": 0.5},
-    "tiny": {"hidden_dim": 16, "output_dim": 16, "num_layers": 2, "degree_dim": 4,
-             "dropout": 0.0},
-}
+from domainfm_graph.presets import PRESETS
 
 
 class GCCEncoder(nn.Module):

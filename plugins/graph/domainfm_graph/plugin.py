@@ -11,7 +11,7 @@ from domainfm.records import (
     ObjectiveRecord,
     PredictorRecord,
 )
-from domainfm_graph import data, encoder, heads, metrics, objective, predict
+from domainfm_graph.presets import PRESETS  # builds below are imported on first use
 
 _TINY_SAMPLING = {"rw_hops": 32, "batch_size": 8}
 
@@ -22,24 +22,25 @@ def domainfm_datasets() -> list[DatasetRecord]:
         DatasetRecord(
             "graph.gcc_pretrain",
             "GCC pretraining instances (two RWR views) from edge lists, networkx and generated graphs.",
-            data.PretrainDataModule,
+            "domainfm_graph.data:PretrainDataModule",
             tiny_params={"generated": 2, "generated_nodes": 40, "instances": 64,
                          "val_instances": 16, "networkx": ["karate"], **_TINY_SAMPLING},
         ),
         DatasetRecord(
             "graph.node_classification",
             "Node classification on an edge list + label file (default: degree-quartile roles).",
-            data.NodeClassificationDataModule,
+            "domainfm_graph.data:NodeClassificationDataModule",
             tiny_params={"nodes": 80, "folds": 5, **_TINY_SAMPLING},
             default_encoder="graph.gcc_gin",
             default_head="graph.linear",
             head_params={"num_classes": 4},
             default_metrics=("graph.micro_f1", "graph.accuracy"),
+            demo={"params": dict(_TINY_SAMPLING, nodes=120, folds=5), "pretrain_steps": 100, "finetune_steps": 40},
         ),
         DatasetRecord(
             "graph.graph_classification",
             "Graph classification on a local TU dataset (default: which generator made a graph).",
-            data.GraphClassificationDataModule,
+            "domainfm_graph.data:GraphClassificationDataModule",
             tiny_params={"per_class": 5, "graph_nodes": 16, "folds": 5, **_TINY_SAMPLING},
             default_encoder="graph.gcc_gin",
             default_head="graph.linear",
@@ -54,8 +55,8 @@ def domainfm_encoders() -> list[EncoderRecord]:
     return [EncoderRecord(
         "graph.gcc_gin",
         "GCC's GIN over eigenvector, degree and seed features with a layer-wise sum readout.",
-        encoder.build_encoder,
-        presets=encoder.PRESETS,
+        "domainfm_graph.encoder:build_encoder",
+        presets=PRESETS,
         default_dataset="graph.gcc_pretrain",
         default_objective="graph.gcc",
     )]
@@ -64,22 +65,22 @@ def domainfm_encoders() -> list[EncoderRecord]:
 @hookimpl
 def domainfm_objectives() -> list[ObjectiveRecord]:
     return [ObjectiveRecord("graph.gcc", "GCC InfoNCE (temperature 0.07), end-to-end or MoCo.",
-                            objective.build_objective)]
+                            "domainfm_graph.objective:build_objective")]
 
 
 @hookimpl
 def domainfm_heads() -> list[HeadRecord]:
     return [HeadRecord("graph.linear",
                        "Linear classifier on a node's ego-subgraph or a whole graph's embedding.",
-                       heads.build_head)]
+                       "domainfm_graph.heads:build_head")]
 
 
 @hookimpl
 def domainfm_metrics() -> list[MetricRecord]:
     return [
         MetricRecord("graph.micro_f1", "Micro-averaged F1 (single-label classes).",
-                     metrics.build_micro_f1),
-        MetricRecord("graph.accuracy", "Classification accuracy.", metrics.build_accuracy),
+                     "domainfm_graph.metrics:build_micro_f1"),
+        MetricRecord("graph.accuracy", "Classification accuracy.", "domainfm_graph.metrics:build_accuracy"),
     ]
 
 
@@ -88,7 +89,7 @@ def domainfm_predictors() -> list[PredictorRecord]:
     return [PredictorRecord(
         "graph.embed",
         "Node (or graph) embeddings of an edge list as Parquet or .npy, with predicted classes.",
-        predict.build_predictor,
+        "domainfm_graph.predict:build_predictor",
         dataset="graph.node_classification",
-        example=predict.example,
+        example="domainfm_graph.predict:example",
     )]

@@ -22,11 +22,7 @@ from domainfm.host import DomainfmError
 
 MODALITIES = ("t1", "t1ce", "t2", "flair")
 
-PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": dict(img_size=32, patch_size=8, embed_dim=192, depth=4, num_heads=3, mlp_dim=384),
-    "small": dict(img_size=96, patch_size=16, embed_dim=384, depth=8, num_heads=6, mlp_dim=768),
-    "base": dict(img_size=128, patch_size=16, embed_dim=768, depth=12, num_heads=12, mlp_dim=1536),
-}
+from domainfm_medical.presets import PRESETS
 
 
 class Tokenizer(nn.Module):

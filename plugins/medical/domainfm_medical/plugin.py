@@ -11,7 +11,7 @@ from domainfm.records import (
     ObjectiveRecord,
     PredictorRecord,
 )
-from domainfm_medical import data, encoder, heads, metrics, objective, predict
+from domainfm_medical.presets import PRESETS  # builds below are imported on first use
 
 TINY_DATA = {"num_cases": 8, "batch_size": 2, "val_fraction": 0.25}
 
@@ -21,17 +21,20 @@ def domainfm_datasets() -> list[DatasetRecord]:
     return [
         DatasetRecord("medical.synthetic_brains",
                       "Synthetic 4-modality brain MRI (32^3) with BraTS-style tumour masks and a grade label.",
-                      data.synthetic_brains, tiny_params=TINY_DATA, default_encoder="medical.bmmae",
+                      "domainfm_medical.data:synthetic_brains", tiny_params=TINY_DATA, default_encoder="medical.bmmae",
                       default_head="medical.segmentation", head_params={"num_classes": 3, "feature_size": 8},
-                      default_metrics=("medical.dice", "medical.hd95")),
+                      default_metrics=("medical.dice", "medical.hd95"),
+                      demo={"params": {"num_cases": 16, "batch_size": 2}, "pretrain_steps": 100,
+                            "finetune_params": {"num_cases": 16, "batch_size": 2, "train_cases": 4},
+                            "finetune_steps": 40}),
         DatasetRecord("medical.synthetic_grades",
                       "The synthetic brains as a case-classification task (tumour grade).",
-                      data.synthetic_grades, tiny_params=TINY_DATA, default_encoder="medical.bmmae",
+                      "domainfm_medical.data:synthetic_grades", tiny_params=TINY_DATA, default_encoder="medical.bmmae",
                       default_head="medical.classification", head_params={"num_classes": 2},
                       default_metrics=("medical.auroc", "medical.accuracy")),
         DatasetRecord("medical.brain_mri",
                       "Your multimodal NIfTI cases from a folder or a CSV/JSON manifest (MONAI transforms).",
-                      data.brain_mri, default_encoder="medical.bmmae",
+                      "domainfm_medical.data:brain_mri", default_encoder="medical.bmmae",
                       tiny_params={"batch_size": 2, "val_fraction": 0.25, "roi_size": 32, "num_workers": 0,
                                    "synthetic_cases": 8},
                       default_metrics=("medical.dice", "medical.hd95")),
@@ -42,7 +45,7 @@ def domainfm_datasets() -> list[DatasetRecord]:
 def domainfm_encoders() -> list[EncoderRecord]:
     return [EncoderRecord("medical.bmmae",
                           "BM-MAE multimodal 3D ViT: per-modality patch tokenizers, any modality subset.",
-                          encoder.build_encoder, presets=encoder.PRESETS,
+                          "domainfm_medical.encoder:build_encoder", presets=PRESETS,
                           default_dataset="medical.synthetic_brains",
                           default_objective="medical.multimodal_mae")]
 
@@ -51,16 +54,16 @@ def domainfm_encoders() -> list[EncoderRecord]:
 def domainfm_objectives() -> list[ObjectiveRecord]:
     return [ObjectiveRecord("medical.multimodal_mae",
                             "BM-MAE pretraining: 75% masking, Dirichlet budget across modalities, masked MSE.",
-                            objective.build_objective)]
+                            "domainfm_medical.objective:build_objective")]
 
 
 @hookimpl
 def domainfm_heads() -> list[HeadRecord]:
     return [
         HeadRecord("medical.segmentation", "UNETR-style 3D segmentation (sigmoid TC/WT/ET or softmax classes).",
-                   heads.build_segmentation),
+                   "domainfm_medical.heads:build_segmentation"),
         HeadRecord("medical.classification", "Case classification from the cls token.",
-                   heads.build_classification),
+                   "domainfm_medical.heads:build_classification"),
     ]
 
 
@@ -68,11 +71,11 @@ def domainfm_heads() -> list[HeadRecord]:
 def domainfm_metrics() -> list[MetricRecord]:
     return [
         MetricRecord("medical.dice", "Dice per class (empty reference and prediction score 1).",
-                     metrics.build_dice),
+                     "domainfm_medical.metrics:build_dice"),
         MetricRecord("medical.hd95", "95th-percentile Hausdorff distance in mm (a missed structure scores the worst).",
-                     metrics.build_hd95, higher_is_better=False),
-        MetricRecord("medical.auroc", "ROC-AUC of case classification.", metrics.build_auroc),
-        MetricRecord("medical.accuracy", "Accuracy of case classification.", metrics.build_accuracy),
+                     "domainfm_medical.metrics:build_hd95", higher_is_better=False),
+        MetricRecord("medical.auroc", "ROC-AUC of case classification.", "domainfm_medical.metrics:build_auroc"),
+        MetricRecord("medical.accuracy", "Accuracy of case classification.", "domainfm_medical.metrics:build_accuracy"),
     ]
 
 
@@ -80,6 +83,10 @@ def domainfm_metrics() -> list[MetricRecord]:
 def domainfm_predictors() -> list[PredictorRecord]:
     return [
         PredictorRecord("medical.segment", "NIfTI case in, NIfTI tumour segmentation out (input affine and shape).",
-                        predict.build_segment, dataset="medical.synthetic_brains",
-                        example=predict.example_case),
+                        "domainfm_medical.predict:build_segment", dataset="medical.synthetic_brains",
+                        example="domainfm_medical.predict:example_case"),
+        PredictorRecord("medical.reconstruct",
+                        "NIfTI case in, its missing modalities reconstructed as NIfTI (input affine).",
+                        "domainfm_medical.predict:build_reconstruct", dataset="medical.synthetic_brains",
+                        stage="pretrain", example="domainfm_medical.predict:example_case"),
     ]

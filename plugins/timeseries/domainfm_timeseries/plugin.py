@@ -11,13 +11,7 @@ from domainfm.records import (
     ObjectiveRecord,
     PredictorRecord,
 )
-from domainfm_timeseries import metrics
-from domainfm_timeseries.data import ForecastDataModule
-from domainfm_timeseries.encoder import PRESETS, build_ttm
-from domainfm_timeseries.heads import build_forecast_head, build_quantile_head
-from domainfm_timeseries.mixture import PretrainMixDataModule
-from domainfm_timeseries.objective import build_forecasting_objective
-from domainfm_timeseries.predict import build_csv_predictor, write_example
+from domainfm_timeseries.encoder import PRESETS  # builds below are imported on first use
 
 _TINY = {"context_length": 64, "prediction_length": 16}
 
@@ -28,17 +22,18 @@ def domainfm_datasets() -> list[DatasetRecord]:
         DatasetRecord(
             "timeseries.csv",
             "Forecasting windows from a CSV/Parquet table (or the embedded synthetic series).",
-            ForecastDataModule,
+            "domainfm_timeseries.data:ForecastDataModule",
             tiny_params={**_TINY, "synthetic_rows": 300, "batch_size": 8},
             default_encoder="timeseries.ttm", default_head="timeseries.forecast",
             head_params={"prediction_channels": [0, 1], "exogenous_channels": [3]},
             default_metrics=("timeseries.mse", "timeseries.mae", "timeseries.mase",
                              "timeseries.smape"),
+            demo={"params": {**_TINY, "synthetic_rows": 600, "batch_size": 16}, "pretrain_steps": 100, "finetune_steps": 60},
         ),
         DatasetRecord(
             "timeseries.mixture",
             "Univariate windows from many series at native and downsampled resolutions.",
-            PretrainMixDataModule,
+            "domainfm_timeseries.mixture:PretrainMixDataModule",
             tiny_params={**_TINY, "synthetic_rows": 600, "downsample_factors": [1, 2],
                          "batch_size": 8, "stride": 4},
             default_encoder="timeseries.ttm", default_head="timeseries.quantile_forecast",
@@ -51,7 +46,7 @@ def domainfm_datasets() -> list[DatasetRecord]:
 def domainfm_encoders() -> list[EncoderRecord]:
     return [EncoderRecord(
         "timeseries.ttm", "Tiny Time Mixer backbone (granite-tsfm layout; presets tiny, r2_512_96).",
-        build_ttm, presets=PRESETS, default_dataset="timeseries.mixture",
+        "domainfm_timeseries.encoder:build_ttm", presets=PRESETS, default_dataset="timeseries.mixture",
         default_objective="timeseries.forecasting")]
 
 
@@ -59,7 +54,7 @@ def domainfm_encoders() -> list[EncoderRecord]:
 def domainfm_objectives() -> list[ObjectiveRecord]:
     return [ObjectiveRecord("timeseries.forecasting",
                             "Forecasting loss of a TTM decoder + head (TTM's pretraining task).",
-                            build_forecasting_objective)]
+                            "domainfm_timeseries.objective:build_forecasting_objective")]
 
 
 @hookimpl
@@ -67,10 +62,10 @@ def domainfm_heads() -> list[HeadRecord]:
     return [
         HeadRecord("timeseries.forecast",
                    "TTM decoder + linear forecast head, optional exogenous infusion (MSE).",
-                   build_forecast_head),
+                   "domainfm_timeseries.heads:build_forecast_head"),
         HeadRecord("timeseries.quantile_forecast",
                    "TTM decoder + head forecasting chosen quantiles (pinball loss).",
-                   build_quantile_head),
+                   "domainfm_timeseries.heads:build_quantile_head"),
     ]
 
 
@@ -78,17 +73,17 @@ def domainfm_heads() -> list[HeadRecord]:
 def domainfm_metrics() -> list[MetricRecord]:
     return [
         MetricRecord("timeseries.mse", "Mean squared error (on scaled data in the papers).",
-                     metrics.ForecastMSE, higher_is_better=False),
-        MetricRecord("timeseries.mae", "Mean absolute error.", metrics.ForecastMAE,
+                     "domainfm_timeseries.metrics:ForecastMSE", higher_is_better=False),
+        MetricRecord("timeseries.mae", "Mean absolute error.", "domainfm_timeseries.metrics:ForecastMAE",
                      higher_is_better=False),
         MetricRecord("timeseries.mase", "Mean absolute scaled error (seasonal naive scale).",
-                     metrics.MASE, higher_is_better=False),
+                     "domainfm_timeseries.metrics:MASE", higher_is_better=False),
         MetricRecord("timeseries.smape", "Symmetric mean absolute percentage error.",
-                     metrics.SMAPE, higher_is_better=False),
+                     "domainfm_timeseries.metrics:SMAPE", higher_is_better=False),
         MetricRecord("timeseries.wql", "Weighted quantile loss (mean over quantile levels).",
-                     metrics.WeightedQuantileLoss, higher_is_better=False),
+                     "domainfm_timeseries.metrics:WeightedQuantileLoss", higher_is_better=False),
         MetricRecord("timeseries.crps", "CRPS approximated from quantile forecasts.",
-                     metrics.CRPS, higher_is_better=False),
+                     "domainfm_timeseries.metrics:CRPS", higher_is_better=False),
     ]
 
 
@@ -96,4 +91,4 @@ def domainfm_metrics() -> list[MetricRecord]:
 def domainfm_predictors() -> list[PredictorRecord]:
     return [PredictorRecord("timeseries.forecast_csv",
                             "CSV history in, CSV of forecasts with continued timestamps + PNG out.",
-                            build_csv_predictor, dataset="timeseries.csv", example=write_example)]
+                            "domainfm_timeseries.predict:build_csv_predictor", dataset="timeseries.csv", example="domainfm_timeseries.predict:write_example")]
