@@ -7,8 +7,8 @@ __version__ = "0.1.0"
 
 from domainfm.hookspecs import hookimpl  # noqa: E402
 
-_API = {"RunResult", "evaluate", "export", "finetune", "load_encoder", "load_model", "predict",
-        "predict_from_config", "pretrain"}
+_API = {"RunResult", "evaluate", "export", "finetune", "load_encoder", "load_model", "pack",
+        "predict", "predict_from_config", "pretrain"}
 _MORE = {"ExportedModel": "domainfm.export_folder", "DomainfmError": "domainfm.host",
          "get_host": "domainfm.host", "load_config": "domainfm.config",
          "RunConfig": "domainfm.config", "demo": "domainfm.showcase"}

@@ -17,13 +17,13 @@ def test_all_names_resolve_and_nothing_else_is_public():
         assert getattr(domainfm, name) is not None, name
     assert set(domainfm.__all__) == {
         "DomainfmError", "ExportedModel", "RunConfig", "RunResult", "demo", "evaluate", "export",
-        "finetune", "get_host", "hookimpl", "load_config", "load_encoder", "load_model",
+        "finetune", "get_host", "hookimpl", "load_config", "load_encoder", "load_model", "pack",
         "predict", "predict_from_config", "pretrain",
     }
 
 
 def test_every_cli_verb_is_a_python_function():
-    for verb in ("pretrain", "finetune", "evaluate", "export", "predict", "demo"):
+    for verb in ("pretrain", "finetune", "evaluate", "export", "predict", "demo", "pack"):
         assert callable(getattr(domainfm, verb))
 
 

@@ -65,6 +65,7 @@ class MaskedPatches(nn.Module):
         keep, hidden = order[:, :keep_n], order[:, keep_n:]
         visible = encoder.encode_patches(patches, keep)
         full = self.mask_token.expand(b, n, -1).clone()
+        full = full.to(visible.dtype)  # autocast (bf16) may run the encoder in lower precision
         full.scatter_(1, keep[..., None].expand(-1, -1, full.shape[-1]), visible)
         full = full + encoder.pos[:, :n]
         predicted = self.decoder(self.mixer(full))  # hidden patches attend to visible ones
