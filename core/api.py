@@ -131,7 +131,7 @@ def evaluate(config: ConfigSource, overrides: Sequence[str] = (), *,
     run_dir = Path(config.output_dir)
     _write_config(config, run_dir)
     trainer = build_trainer(config, run_dir, [])
-    trainer.test(module, datamodule=datamodule)
+    trainer.test(module, datamodule=datamodule, verbose=False)
     return _finish(trainer, run_dir, _floats(trainer.callback_metrics), None, module)
 
 
