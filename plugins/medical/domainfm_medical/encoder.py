@@ -25,6 +25,18 @@ MODALITIES = ("t1", "t1ce", "t2", "flair")
 from domainfm_medical.presets import PRESETS
 
 
+def freeze_unused_cross_attention(blocks: nn.ModuleList) -> None:
+    """MONAI >= 1.4 blocks carry a ``norm_cross_attn`` that self-attention never uses.
+
+    Kept (checkpoints of that layout hold it) but frozen, so DDP does not wait for gradients
+    that never come and needs no ``find_unused_parameters``.
+    """
+    for block in blocks:
+        norm = getattr(block, "norm_cross_attn", None)
+        if isinstance(norm, nn.Module):
+            norm.requires_grad_(False)
+
+
 class Tokenizer(nn.Module):
     """One modality's 3D patch embedding plus its frozen sin-cos position embedding."""
 
@@ -68,6 +80,7 @@ class BMMAEEncoder(nn.Module):
         self.blocks = nn.ModuleList(
             TransformerBlock(embed_dim, mlp_dim, num_heads, dropout, qkv_bias=qkv_bias,
                              use_flash_attention=True) for _ in range(depth))
+        freeze_unused_cross_attention(self.blocks)
         self.norm = nn.LayerNorm(embed_dim)
         self._init_weights()
 

@@ -18,7 +18,7 @@ from monai.networks.blocks.pos_embed_utils import build_sincos_position_embeddin
 from torch import nn
 
 from domainfm.host import DomainfmError
-from domainfm_medical.encoder import BMMAEEncoder
+from domainfm_medical.encoder import BMMAEEncoder, freeze_unused_cross_attention
 
 
 def patchify(image: torch.Tensor, patch: int) -> torch.Tensor:
@@ -52,6 +52,7 @@ class MAEDecoder(nn.Module):
         self.decoder_blocks = nn.ModuleList(
             TransformerBlock(dim, dim * 4, num_heads, 0.0, qkv_bias=True, use_flash_attention=True)
             for _ in range(depth))
+        freeze_unused_cross_attention(self.decoder_blocks)
         self.decoder_norm = nn.LayerNorm(dim)
         self.decoder_pred = nn.Linear(dim, patch_size**3)
         nn.init.trunc_normal_(self.mask_tokens, std=0.02)
