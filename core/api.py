@@ -33,6 +33,7 @@ from domainfm.components import (
 )
 from domainfm.config import ConfigError, RunConfig, dump_config, load_config
 from domainfm.engine.modules import FinetuneModule, PretrainModule
+from domainfm.engine.scaling import check_scaling
 from domainfm.engine.trainer import build_trainer, epoch_seeded_loader
 from domainfm.export_folder import (
     ExportedModel,
@@ -100,6 +101,7 @@ def _fit(stage: str, config: RunConfig, module: pl.LightningModule,
          datamodule: pl.LightningDataModule, host: Host,
          callbacks: Sequence[pl.Callback]) -> RunResult:
     run_dir = Path(config.output_dir)
+    check_scaling(config.trainer)  # before the run folder is written
     module.run_info = {"stage": stage, "config": config.to_dict()}
     module.param_groups = host.hook.domainfm_param_groups(stage=stage, module=module, config=config)
     hook_callbacks: list[pl.Callback] = list(callbacks)
@@ -118,12 +120,20 @@ def _fit(stage: str, config: RunConfig, module: pl.LightningModule,
 
 def evaluate(config: ConfigSource, overrides: Sequence[str] = (), *,
              host: Host | None = None) -> RunResult:
-    """Score a fine-tuned model (``init``: export, run folder or .ckpt) on a dataset's test split."""
+    """Score a model (``init``: export, run folder or .ckpt) on a dataset's test split.
+
+    The model's own head is used, unless the config names a ``head``: that one is built on the
+    model's encoder, so a pretraining export is scored without fine-tuning (zero-shot, for
+    example a forecaster whose head starts from the pretraining decoder).
+    """
     host = host or get_host()
     config = resolve(host, load_config(config, tuple(overrides)), "evaluate")
     model = model_from_source(config.init, host)
+    if config.head is not None:
+        model.head = build_with_encoder(host, "head", config.head, model.encoder)
     if model.head is None:
-        raise ConfigError(f"evaluate needs a fine-tuned model with a head; {config.init} has none")
+        raise ConfigError(f"evaluate needs a model with a head; {config.init} has none "
+                          "(name one in 'head' to score a pretraining export zero-shot)")
     pl.seed_everything(config.seed, workers=True, verbose=False)
     datamodule = build_datamodule(host, config.data)
     module = FinetuneModule(model.encoder, model.head, build_metrics(host, config.metrics),

@@ -93,6 +93,9 @@ def resolve(host: Host, config: RunConfig, stage: str) -> RunConfig:
     data: DatasetRecord = host.get("dataset", config.data.name)
     check_params(data.build, config.data.params, "data.params")
     if config.encoder is None:  # evaluate: the model comes from `init`
+        if config.head is not None:  # ... with a head built on it (zero-shot evaluation)
+            head = host.get("head", config.head.name)
+            check_params(head.build, config.head.params, "head.params", skip=1)
         return _resolve_metrics(host, config, data)
     encoder: EncoderRecord = host.get("encoder", config.encoder.name)
     encoder_params(encoder, config.encoder)

@@ -181,13 +181,23 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
         raise ExportError(f"{path} is unreadable (truncated or corrupt?): {exc}") from None
 
 
+# Build parameters that only say where a part's first weights come from (a pretraining run, a
+# released checkpoint). The saved tensors replace those weights, so rebuilding from a saved model
+# leaves them out: the source may be gone, and reading it again would only be overwritten.
+INIT_PARAMS = ("init",)
+
+
+def _build_params(spec: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in (spec.get("params") or {}).items() if k not in INIT_PARAMS}
+
+
 def load_parts(config: dict[str, Any], tensors: dict[str, torch.Tensor], host: Host,
                where: str, parts: tuple[str, ...] = PARTS) -> dict[str, nn.Module | None]:
     """Rebuild encoder/head/objective from a config dict and load their weights strictly."""
     from domainfm.components import build_encoder, build_with_encoder
 
     enc = config["encoder"]
-    encoder = build_encoder(host, EncoderChoice(enc["name"], dict(enc.get("params") or {}),
+    encoder = build_encoder(host, EncoderChoice(enc["name"], _build_params(enc),
                                                 enc.get("preset", "tiny")))
     lora = config.get("lora_export")
     if lora and not lora.get("merged"):
@@ -197,7 +207,8 @@ def load_parts(config: dict[str, Any], tensors: dict[str, torch.Tensor], host: H
     for part in ("head", "objective"):
         spec = config.get(part)
         if part in parts and spec:  # stateless parts (no tensors) are rebuilt too
-            built[part] = build_with_encoder(host, part, Component(spec["name"], dict(spec.get("params") or {})), encoder)
+            built[part] = build_with_encoder(host, part, Component(spec["name"], _build_params(spec)),
+                                             encoder)
     for part, module in built.items():
         if module is not None:
             load_strict(module, {k[len(part) + 1:]: v for k, v in tensors.items()

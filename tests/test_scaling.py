@@ -138,3 +138,34 @@ def test_gpu_suite_smoke_mode_runs_on_cpu(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "samples/s" in result.stdout and "MFU" in result.stdout
     assert "smoke" in report.read_text()
+
+
+def test_fsdp_on_cpu_is_a_config_error_before_anything_is_written(cli, tmp_path):
+    run = tmp_path / "run"
+    config = example_config(tmp_path, output_dir=str(run),
+                            trainer={"max_steps": 1, "accelerator": "cpu", "strategy": "fsdp"})
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = cli("pretrain", "--config", str(path))
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "trainer.strategy=fsdp needs GPUs" in result.stderr and "ddp" in result.stderr
+    assert not run.exists()
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+def test_bf16_mixed_pretraining_tracks_fp32(plugin, tmp_path):
+    """bf16 autocast on CPU: same first loss as fp32 to bf16 accuracy; weights stay fp32."""
+    data, encoder = _tiny_run(plugin)
+    first, dtypes = {}, set()
+    for precision in ("32-true", "bf16-mixed"):
+        config = {"data": data, "encoder": encoder, "output_dir": str(tmp_path / precision),
+                  "seed": 3, "trainer": {"max_steps": 2, "enable_progress_bar": False,
+                                         "accelerator": "cpu", "log_every_n_steps": 1,
+                                         "limit_val_batches": 0, "precision": precision}}
+        result = api.pretrain(config)
+        losses = [v for _, v in result.history["train_loss"]]
+        assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))
+        first[precision] = losses[0]
+        dtypes |= {p.dtype for p in result.module.parameters()}
+    assert dtypes == {torch.float32}
+    assert first["bf16-mixed"] == pytest.approx(first["32-true"], rel=0.05)

@@ -10,7 +10,8 @@ All are ``trainer`` options of the run config (``--set trainer.<name>=...`` on t
     (``FULL_SHARD``, ``SHARD_GRAD_OP``, ``HYBRID_SHARD``, ``NO_SHARD``) and
     ``fsdp_state_dict`` whether checkpoints hold full (default, loadable anywhere) or sharded
     weights. FSDP is meant for the large presets (``geospatial.prithvi`` eo2_300m/eo2_600m,
-    ``medical.bmmae`` base) on GPUs.
+    ``medical.bmmae`` base) on GPUs: Lightning's FSDP runs on CUDA only, so asking for it on a
+    CPU is a config error before anything is written (use ``ddp`` there).
 ``precision``
     Lightning precision: ``32-true`` (default), ``bf16-mixed`` (GPUs with bf16, and CPU),
     ``16-mixed``. Under FSDP, ``bf16-mixed`` becomes FSDP's own mixed-precision policy.
@@ -123,6 +124,21 @@ def fsdp_strategy(t: TrainerConfig, encoder: nn.Module) -> Any:
     return FSDPStrategy(**options)
 
 
+def _is_fsdp(t: TrainerConfig) -> bool:
+    return _strategy_name(t.strategy) in ("fsdp", "fsdp_full_shard", "fsdp_shard_grad_op")
+
+
+def check_scaling(t: TrainerConfig) -> None:
+    """Refuse option combinations Lightning would reject mid-setup, before anything is written."""
+    if _is_fsdp(t):
+        on_cpu = str(t.accelerator).lower() == "cpu" or (
+            str(t.accelerator).lower() == "auto" and not torch.cuda.is_available())
+        if on_cpu:
+            raise ConfigError(f"trainer.strategy={t.strategy} needs GPUs (Lightning's FSDP runs on "
+                              f"CUDA only), but trainer.accelerator={t.accelerator!r} "
+                              "runs on CPU here: use trainer.strategy=ddp on CPU")
+
+
 def apply_scaling(t: TrainerConfig, module: nn.Module | None) -> dict[str, Any]:
     """Prepare ``module`` for the run's scaling options; returns Trainer overrides (strategy).
 
@@ -131,8 +147,7 @@ def apply_scaling(t: TrainerConfig, module: nn.Module | None) -> dict[str, Any]:
     """
     overrides: dict[str, Any] = {}
     encoder = getattr(module, "encoder", None) if module is not None else None
-    fsdp = _strategy_name(t.strategy) in ("fsdp", "fsdp_full_shard", "fsdp_shard_grad_op")
-    if fsdp:
+    if _is_fsdp(t):
         if encoder is None:
             raise ConfigError("trainer.strategy=fsdp needs a model with an encoder")
         overrides["strategy"] = fsdp_strategy(t, encoder)

@@ -126,3 +126,58 @@ def test_head_init_from_a_pretraining_run_folder(tmp_path):
     head = build_forecast_head(encoder, init=str(tmp_path))
     for key, value in objective.forecaster.state_dict().items():
         assert torch.equal(head.state_dict()[key], value)
+
+
+def test_zero_shot_evaluation_of_a_pretraining_run_through_the_host(tmp_path):
+    """``evaluate`` with a head built from the pretraining run scores it without fine-tuning."""
+    from domainfm import api
+    from domainfm.host import get_host
+
+    data = {"name": "timeseries.csv",
+            "params": {"context_length": 64, "prediction_length": 16, "synthetic_rows": 300,
+                       "batch_size": 8,  # every column a target, as the pretraining forecaster
+                       "target_columns": ["load_a", "load_b", "humidity", "temperature"]}}
+    run = api.pretrain({"data": data, "encoder": {"name": "timeseries.ttm", "preset": "tiny"},
+                        "output_dir": str(tmp_path / "pre"), "seed": 0,
+                        "trainer": {"max_steps": 3, "enable_progress_bar": False,
+                                    "accelerator": "cpu", "limit_val_batches": 0}})
+    head = {"name": "timeseries.forecast", "params": {"init": str(run.run_dir)}}
+    result = api.evaluate({"data": data, "init": str(run.run_dir), "head": head,
+                           "metrics": ["timeseries.mse"], "output_dir": str(tmp_path / "eval"),
+                           "trainer": {"enable_progress_bar": False, "accelerator": "cpu"}})
+    # the same score by hand: the pretraining objective's forecaster on the test windows
+    model = api.load_model(run.run_dir).eval()
+    dm = get_host().get("dataset", "timeseries.csv").build(**data["params"])
+    dm.setup("test")
+    errors = []
+    with torch.no_grad():
+        for batch in dm.test_dataloader():
+            forecast = model.objective.forecaster(model.encoder(batch), batch)
+            errors.append(((forecast - batch["target"]) ** 2).flatten())
+    assert result.metrics["test/mse"] == pytest.approx(torch.cat(errors).mean().item(), rel=1e-5)
+
+
+def test_a_model_fine_tuned_from_a_head_init_loads_after_its_source_is_gone(tmp_path):
+    """``head.params.init`` only seeds the first weights: loading the result never reads it."""
+    import shutil
+
+    from domainfm import api
+
+    data = {"name": "timeseries.csv",
+            "params": {"context_length": 64, "prediction_length": 16, "synthetic_rows": 300,
+                       "batch_size": 8,
+                       "target_columns": ["load_a", "load_b", "humidity", "temperature"]}}
+    trainer = {"max_steps": 2, "enable_progress_bar": False, "accelerator": "cpu",
+               "limit_val_batches": 0}
+    encoder = {"name": "timeseries.ttm", "preset": "tiny"}
+    pre = api.pretrain({"data": data, "encoder": encoder, "output_dir": str(tmp_path / "pre"),
+                        "trainer": trainer})
+    tuned = api.finetune({"data": data, "encoder": encoder, "init": str(pre.run_dir),
+                          "head": {"name": "timeseries.forecast",
+                                   "params": {"init": str(pre.run_dir)}},
+                          "metrics": ["timeseries.mse"], "output_dir": str(tmp_path / "ft"),
+                          "trainer": trainer})
+    shutil.rmtree(pre.run_dir)
+    model = api.load_model(tuned.run_dir)
+    for key, value in tuned.module.head.state_dict().items():
+        assert torch.equal(model.head.state_dict()[key], value), key
