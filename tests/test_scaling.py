@@ -32,12 +32,21 @@ from safetensors.torch import save_file
 from domainfm import hookimpl
 
 
-@hookimpl
-def domainfm_after_pretrain(config, module, metrics):
+def _dump(config, module):
     state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     buffers = ",".join(name for name, _ in module.named_buffers())
     save_file(state, str(Path(config.output_dir) / f"rank{module.trainer.global_rank}.safetensors"),
               metadata={"buffers": buffers})
+
+
+@hookimpl
+def domainfm_after_pretrain(config, module, metrics):
+    _dump(config, module)
+
+
+@hookimpl
+def domainfm_after_finetune(config, module, metrics):
+    _dump(config, module)
 '''
 
 
@@ -72,6 +81,42 @@ def test_two_process_ddp_pretraining_checkpoint_equals_rank0(plugin, plugin_fact
     result = cli("pretrain", "--config", str(path), "--devices", "2", "--strategy", "ddp",
                  env=plugin_factory.env)
     assert result.returncode == 0, result.stderr[-4000:]
+    _assert_checkpoint_is_rank0(run)
+    model = api.load_model(run)  # the checkpoint loads back into the plugin's model
+    assert sum(p.numel() for p in model.encoder.parameters()) > 0
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+def test_two_process_ddp_finetuning_checkpoint_equals_rank0(plugin, plugin_factory, cli, tmp_path):
+    data, encoder = _tiny_run(plugin)
+    if not get_host().get("dataset", data["name"]).default_head:
+        data = _finetune_data(plugin)
+    plugin_factory("rankdump", RANK_DUMP)
+    run = tmp_path / "run"
+    config = {"data": data, "encoder": encoder, "output_dir": str(run), "seed": 5,
+              "trainer": {"max_steps": 2, "enable_progress_bar": False, "accelerator": "cpu",
+                          "log_every_n_steps": 1, "limit_val_batches": 1}}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = cli("finetune", "--config", str(path), "--devices", "2", "--strategy", "ddp",
+                 env=plugin_factory.env)
+    assert result.returncode == 0, result.stderr[-4000:]
+    _assert_checkpoint_is_rank0(run)
+    model = api.load_model(run)
+    assert model.head is not None
+
+
+def _finetune_data(plugin: str) -> dict:
+    """The plugin's first dataset that names a default head, at its tiny sizes."""
+    host = get_host()
+    records = sorted((r for r in host.components("dataset")
+                      if r.plugin == plugin and r.default_head), key=lambda r: r.name)
+    if not records:
+        pytest.skip(f"plugin {plugin!r} has no dataset with a default head")
+    return {"name": records[0].name, "params": dict(records[0].tiny_params)}
+
+
+def _assert_checkpoint_is_rank0(run: Path) -> None:
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert checkpoint["global_step"] == 2
     saved = checkpoint["state_dict"]
@@ -83,8 +128,6 @@ def test_two_process_ddp_pretraining_checkpoint_equals_rank0(plugin, plugin_fact
         assert torch.equal(value, ranks[0][key]), key  # the checkpoint is rank 0's model
         if key not in buffers:  # DDP keeps parameters in sync; buffers such as BatchNorm
             assert torch.equal(ranks[0][key], ranks[1][key]), key  # statistics are per rank
-    model = api.load_model(run)  # the checkpoint loads back into the plugin's model
-    assert sum(p.numel() for p in model.encoder.parameters()) > 0
 
 
 @pytest.mark.parametrize("plugin", PLUGINS)

@@ -213,14 +213,20 @@ class PrithviViT(nn.Module):
         return tokens, grid
 
     def transform(self, tokens: Tensor) -> tuple[Tensor, list[Tensor]]:
-        """Class token + blocks + norm; returns normed tokens (with class) and block outputs."""
+        """Class token + blocks + norm; returns normed tokens (with class) and block outputs.
+
+        The last block's output is given normed, as TerraTorch's Prithvi does: dense heads then
+        use every encoder parameter (plain DDP needs no unused-parameter search).
+        """
         cls = self.cls_token.expand(tokens.shape[0], -1, -1)  # its position row is zero
         x = torch.cat([cls, tokens], dim=1)
         hidden = []
         for block in self.blocks:
             x = block(x)
             hidden.append(x[:, 1:])
-        return self.norm(x), hidden
+        x = self.norm(x)
+        hidden[-1] = x[:, 1:]
+        return x, hidden
 
     def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
         x = self.pixels(batch)

@@ -5,6 +5,12 @@ georeferenced scene (UTM zone 14N, 30 m pixels) observed on three dates, with si
 surface reflectance x 10000 in Prithvi's order. Water is a smooth random blob pattern: dark in
 NIR/SWIR, slightly brighter in blue; land is vegetation whose NIR follows the season. Clouds
 cover part of one date in some scenes, so several dates help, and place 0 has a nodata margin.
+
+No fixed per-pixel threshold separates water from land everywhere, as in real scenes: each place
+has its own water turbidity (clear to sediment-laden, brighter in the visible) and its own
+atmosphere and sensor response (a gain and offset per band), and dark wet fields or shadows
+darken land on one date. A model has to judge a pixel against its place and its neighbours,
+which is what pretraining on many unlabelled places teaches.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ CRS_UTM14N = CRS.from_epsg(32614)
 _WATER = np.array([900.0, 1000.0, 750.0, 350.0, 150.0, 100.0], dtype=np.float32)
 _SOIL = np.array([700.0, 1000.0, 1300.0, 2200.0, 2600.0, 1900.0], dtype=np.float32)
 _VEG = np.array([350.0, 700.0, 450.0, 4000.0, 2000.0, 1000.0], dtype=np.float32)
+_TURBID = np.array([1400.0, 1700.0, 1500.0, 900.0, 350.0, 200.0], dtype=np.float32)
 
 
 def _field(rng: np.random.Generator, size: int, sigma: float) -> np.ndarray:
@@ -39,14 +46,22 @@ def scene(rng: np.random.Generator, size: int, dates: tuple[str, ...] = DATES,
     """One place: reflectance ``(T, 6, size, size)`` float32 and water label ``(size, size)``."""
     water = _field(rng, size, size / 10) > rng.uniform(0.4, 0.9)
     green = np.clip(0.5 + 0.35 * _field(rng, size, size / 16), 0, 1)
+    turbidity = rng.uniform(0.0, 1.0)
+    water_colour = (_WATER * (1 - turbidity) + _TURBID * turbidity)[:, None, None]
+    gain = rng.uniform(0.75, 1.25, size=6)[:, None, None]  # this place's atmosphere and sensor
+    offset = rng.normal(0.0, 150.0, size=6)[:, None, None]
+    wet_date = rng.integers(len(dates))
+    wet = _field(rng, size, size / 24) > 1.2  # dark wet fields / shadows on one date
     frames = []
     for k, d in enumerate(dates):
         season = np.sin(np.pi * (date.fromisoformat(f"{d[:4]}-{d[4:6]}-{d[6:]}").timetuple().tm_yday
                                  / 365.0))
         veg = (green * season)[None]
         land = _SOIL[:, None, None] * (1 - veg) + _VEG[:, None, None] * veg
-        img = np.where(water[None], _WATER[:, None, None], land)
-        img = img + rng.normal(0, 120, img.shape)
+        if k == wet_date:
+            land = np.where(wet[None], land * 0.45, land)
+        img = np.where(water[None], water_colour, land)
+        img = img * gain + offset + rng.normal(0, 200, img.shape)
         if clouds and rng.random() < 0.5 and k == 1:
             cloud = _field(rng, size, size / 12) > 1.0
             img = np.where(cloud[None], 6000 + rng.normal(0, 300, img.shape), img)
