@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from importlib.util import find_spec
@@ -212,3 +213,19 @@ def test_bf16_mixed_pretraining_tracks_fp32(plugin, tmp_path):
         dtypes |= {p.dtype for p in result.module.parameters()}
     assert dtypes == {torch.float32}
     assert first["bf16-mixed"] == pytest.approx(first["32-true"], rel=0.05)
+
+
+@pytest.mark.skipif(not any(map(shutil.which, ("cc", "gcc", "clang"))),
+                    reason="torch.compile on CPU needs a C compiler (cc, gcc or clang)")
+def test_compiled_encoder_trains_like_eager(tmp_path):
+    losses = []
+    for compiled in (False, True):
+        config = example_config(tmp_path, output_dir=str(tmp_path / str(compiled)), seed=2,
+                                trainer={"max_steps": 3, "deterministic": True, "accelerator": "cpu",
+                                         "enable_progress_bar": False, "log_every_n_steps": 1,
+                                         "compile": compiled})
+        result = api.pretrain(config)
+        losses.append([v for _, v in result.history["train_loss"]])
+    assert losses[1] == pytest.approx(losses[0], rel=1e-4)
+    assert set(api.load_model(tmp_path / "True").encoder.state_dict()) == \
+        set(api.load_model(tmp_path / "False").encoder.state_dict())  # names unchanged

@@ -186,11 +186,12 @@ def featurize(collection: GraphCollection, views: Sequence[np.ndarray], rng: np.
     padded = -(-sizes // bucket) * bucket
     for size in np.unique(padded):
         members = np.flatnonzero(padded == size)
-        adj = np.zeros((len(members), size, size), dtype=np.float32)
+        bits = np.zeros((len(members), size, size), dtype=bool)
         for row, v in enumerate(members):
             n = sizes[v]
-            adj[row, :n, :n] = collection.adjacency(views[v])
-        a = torch.from_numpy(adj)
+            bits[row, :n, :n] = collection.adjacency(views[v])
+        b, i, j = (torch.from_numpy(c) for c in np.nonzero(bits))
+        a = torch.from_numpy(bits).float()
         n_real = torch.from_numpy(sizes[members])
         real = torch.arange(size)[None, :] < n_real[:, None]  # (b, size)
         deg = a.sum(-1)
@@ -207,7 +208,6 @@ def featurize(collection: GraphCollection, views: Sequence[np.ndarray], rng: np.
         flat = (torch.from_numpy(starts[members])[:, None] + torch.arange(size)[None, :])[real]
         x[flat, :top.shape[-1]] = top[real]
         degree[flat] = deg[real].long().clamp(max=max_degree)
-        b, i, j = a.nonzero(as_tuple=True)
         offset = torch.from_numpy(starts[members])[b]
         edges.append(torch.stack([offset + i, offset + j]))
     seed = torch.zeros(total)
