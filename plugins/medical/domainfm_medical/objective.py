@@ -146,7 +146,7 @@ class MultimodalMAE(nn.Module):
         if self.norm_pix_loss:
             mean, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)
             target = (target - mean) / (var + 1e-6).sqrt()
-        err = ((pred.float() - target) ** 2).mean(-1)  # (B, M, N)
+        err = nn.functional.mse_loss(pred.float(), target, reduction="none").mean(-1)  # (B, M, N)
         w = masked.to(err.dtype)
         per_mod = (err * w).sum((0, 2)) / w.sum((0, 2)).clamp_min(1)
         out = {"loss": per_mod[w.sum((0, 2)) > 0].sum()}
