@@ -61,7 +61,7 @@ def scene(rng: np.random.Generator, size: int, dates: tuple[str, ...] = DATES,
         if k == wet_date:
             land = np.where(wet[None], land * 0.45, land)
         img = np.where(water[None], water_colour, land)
-        img = img * gain + offset + rng.normal(0, 200, img.shape)
+        img = img * gain + offset + rng.normal(0, 120, img.shape)
         if clouds and rng.random() < 0.5 and k == 1:
             cloud = _field(rng, size, size / 12) > 1.0
             img = np.where(cloud[None], 6000 + rng.normal(0, 300, img.shape), img)
