@@ -23,13 +23,27 @@ class GatedAttention(nn.Module):
 
 
 class Dropout(nn.Dropout):
-    """Inverted dropout from a uniform draw: ~1.6x faster on CPU than torch's bernoulli_ path,
-    which is the largest single cost of a TTM training step there."""
+    """Inverted dropout with a cheaper random draw on CPU, where torch's own path (one float per
+    element from a serial generator) is the largest single cost of a TTM training step.
+
+    Each 64-bit random word gives four 15-bit draws, so a mask costs a quarter of the generator
+    calls. The drop probability is rounded to a multiple of 1/32768 (at most 1.5e-5 off) and the
+    kept values are scaled by the rounded keep probability, so the expectation is unchanged.
+    Other devices use torch's fused dropout.
+    """
+
+    RESOLUTION = 1 << 15
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
-        return x * ((torch.rand_like(x) >= self.p) * (1.0 / (1.0 - self.p))).to(x.dtype)
+        if x.device.type != "cpu":
+            return super().forward(x)
+        threshold = round(self.p * self.RESOLUTION)
+        words = torch.empty(-(-x.numel() // 4), dtype=torch.int64).random_()
+        draws = words.view(torch.int16)[: x.numel()].view(x.shape) & (self.RESOLUTION - 1)
+        scale = self.RESOLUTION / (self.RESOLUTION - threshold)
+        return x * ((draws >= threshold) * scale).to(x.dtype)
 
 
 class MLP(nn.Module):
