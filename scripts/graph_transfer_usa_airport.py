@@ -259,9 +259,10 @@ def _report(results: dict, args: argparse.Namespace, pretrain_s: float, total: f
                                                  "workers"))
     cmd += " --frozen-only" if args.frozen_only else ""
     key = "graph-transfer" + ("-frozen" if args.frozen_only else "") + \
-        ("" if args.mode == "e2e" else f"-{args.mode}")
+        ("" if args.mode == "e2e" else f"-{args.mode}") + (f"-seed{args.seed}" if args.seed else "")
     write_section(key, "\n".join([
-        f"## Graph: GCC ({args.mode}) transfer to US-Airport (pretrained without it), 10-fold micro-F1",
+        f"## Graph: GCC ({args.mode}) transfer to US-Airport (pretrained without it), 10-fold "
+        f"micro-F1, seed {args.seed}",
         "",
         table(["US-Airport node classification", "micro-F1 (mean ± std over 10 folds)", "reference"], rows),
         "",
