@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -42,9 +43,12 @@ def masked_val_loss(encoder, objective, root: str) -> float:
     return statistics.mean(losses)
 
 
+ENCODER: dict = {}  # overrides of the tiny preset (--encoder-params)
+
+
 def common(root: str, out: Path, device: str) -> dict:
     return {"data": {"name": "geospatial.water", "params": {**DATA, "root": root}},
-            "encoder": {"name": "geospatial.prithvi", "preset": "tiny"},
+            "encoder": {"name": "geospatial.prithvi", "preset": "tiny", "params": dict(ENCODER)},
             "output_dir": str(out),
             "trainer": {"accelerator": device, "enable_progress_bar": False,
                         "log_every_n_steps": 10, "check_val_every_n_epoch": 1000}}
@@ -62,11 +66,14 @@ def main() -> None:
     parser.add_argument("--mode", default="full", choices=["full", "linear-probe"],
                         help="fine-tuning mode (linear-probe: encoder frozen, head trained)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--encoder-params", type=json.loads, default={},
+                        help='overrides of the tiny preset, e.g. \'{"embed_dim": 128, "depth": 4}\'')
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     DATA["places"] = args.places
+    ENCODER.update(args.encoder_params)
     work = Path(tempfile.mkdtemp(prefix="geospatial-learning-"))
     root = str(work / "data")
     build_water(root=root, **DATA)  # generate once
@@ -78,7 +85,7 @@ def main() -> None:
     pre_cfg["trainer"]["max_steps"] = args.pretrain_steps
     torch.manual_seed(0)
     host = get_host()
-    encoder0 = host.get("encoder", "geospatial.prithvi").build(preset="tiny")
+    encoder0 = host.get("encoder", "geospatial.prithvi").build(preset="tiny", **ENCODER)
     objective0 = host.get("objective", "geospatial.mae").build(encoder0)
     before = masked_val_loss(encoder0, objective0, root)
     run = domainfm.pretrain(pre_cfg)
@@ -113,7 +120,8 @@ def main() -> None:
                f"{args.pretrain_steps} --finetune-steps {args.finetune_steps} --labels "
                f"{args.labels} --places {args.places} --mode {args.mode} --finetune-lr "
                f"{args.finetune_lr:g} --head-lr-scale {args.head_lr_scale:g} "
-               f"--seeds {' '.join(map(str, args.seeds))}`")
+               f"--seeds {' '.join(map(str, args.seeds))}"
+               + (f" --encoder-params '{json.dumps(ENCODER)}'" if ENCODER else "") + "`")
     md = "\n".join([
         "## Geospatial: learning signal on the embedded water scenes",
         "",
@@ -121,7 +129,8 @@ def main() -> None:
         "",
         f"Data: `geospatial.water` ({DATA['places']} generated places of {DATA['size']}x{DATA['size']} "
         f"px, 3 dates, 6 HLS bands, {DATA['chip_size']} px windows; 25% of places held out). "
-        f"Encoder `geospatial.prithvi` preset tiny; objective `geospatial.mae` (mask 0.75).",
+        f"Encoder `geospatial.prithvi` preset tiny{' with ' + json.dumps(ENCODER) if ENCODER else ''}; "
+        f"objective `geospatial.mae` (mask 0.75).",
         "",
         f"**Pretraining** ({args.pretrain_steps} steps, {pre_time:.0f} s): masked-patch MSE on the "
         f"held-out places with fixed masks {before:.4f} -> {after:.4f}, a **{100 * drop:.1f}% "
