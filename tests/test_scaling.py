@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from importlib.util import find_spec
@@ -215,9 +214,11 @@ def test_bf16_mixed_pretraining_tracks_fp32(plugin, tmp_path):
     assert first["bf16-mixed"] == pytest.approx(first["32-true"], rel=0.05)
 
 
-@pytest.mark.skipif(not any(map(shutil.which, ("cc", "gcc", "clang"))),
-                    reason="torch.compile on CPU needs a C compiler (cc, gcc or clang)")
 def test_compiled_encoder_trains_like_eager(tmp_path):
+    try:  # torch.compile on CPU needs a working C++ toolchain; some machines have none
+        torch.compile(lambda x: x * 2 + 1)(torch.ones(3))
+    except Exception as exc:  # noqa: BLE001 - any toolchain failure means "cannot test here"
+        pytest.skip(f"torch.compile does not work on this machine: {type(exc).__name__}: {exc}"[:300])
     losses = []
     for compiled in (False, True):
         config = example_config(tmp_path, output_dir=str(tmp_path / str(compiled)), seed=2,
