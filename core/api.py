@@ -122,14 +122,14 @@ def evaluate(config: ConfigSource, overrides: Sequence[str] = (), *,
              host: Host | None = None) -> RunResult:
     """Score a model (``init``: export, run folder or .ckpt) on a dataset's test split.
 
-    The model's own head is used, unless the config names a ``head``: that one is built on the
-    model's encoder, so a pretraining export is scored without fine-tuning (zero-shot, for
-    example a forecaster whose head starts from the pretraining decoder).
+    The model's own head is used. A model without one (a pretraining export) takes the config's
+    ``head``, built on its encoder, so it is scored without fine-tuning (zero-shot, for example
+    a forecaster whose head starts from the pretraining decoder).
     """
     host = host or get_host()
     config = resolve(host, load_config(config, tuple(overrides)), "evaluate")
     model = model_from_source(config.init, host)
-    if config.head is not None:
+    if model.head is None and config.head is not None:
         model.head = build_with_encoder(host, "head", config.head, model.encoder)
     if model.head is None:
         raise ConfigError(f"evaluate needs a model with a head; {config.init} has none "

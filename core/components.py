@@ -92,7 +92,7 @@ def resolve(host: Host, config: RunConfig, stage: str) -> RunConfig:
         return config
     data: DatasetRecord = host.get("dataset", config.data.name)
     check_params(data.build, config.data.params, "data.params")
-    if config.encoder is None:  # evaluate: the model comes from `init`
+    if stage == "evaluate":  # the model comes from `init` (an `encoder` section is ignored)
         if config.head is not None:  # ... with a head built on it (zero-shot evaluation)
             head = host.get("head", config.head.name)
             check_params(head.build, config.head.params, "head.params", skip=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 import torch
 
 import domainfm
@@ -124,6 +125,18 @@ def test_evaluate_and_predict_from_the_export(runs, tmp_path):
     (written,) = domainfm.predict(folder, source, tmp_path / "out")
     classes = written.read_text().split()[1:]
     assert len(classes) == 8 and set(classes) <= {"0", "1", "2", "3"}
+
+
+def test_evaluate_with_a_fine_tuning_config_keeps_the_trained_head(runs, tmp_path):
+    """A config's ``head`` only serves models without one: a trained head is never replaced."""
+    tmp, _, full, _ = runs
+    base = {"data": example_config(tmp_path)["data"], "init": str(full.run_dir),
+            "trainer": {"enable_progress_bar": False}}
+    plain = domainfm.evaluate({**base, "output_dir": str(tmp_path / "a")}).metrics
+    config = yaml.safe_load((full.run_dir / "config.yaml").read_text())
+    with_head = domainfm.evaluate({**base, "head": config["head"],
+                                   "output_dir": str(tmp_path / "b")}).metrics
+    assert with_head == plain  # same loss and accuracy: the trained head, not a fresh one
 
 
 def test_predict_from_a_run_config(runs, tmp_path):
