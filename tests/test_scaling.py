@@ -70,18 +70,8 @@ def _tiny_run(plugin: str) -> tuple[dict, dict]:
 @pytest.mark.parametrize("plugin", PLUGINS)
 def test_two_process_ddp_pretraining_checkpoint_equals_rank0(plugin, plugin_factory, cli, tmp_path):
     data, encoder = _tiny_run(plugin)
-    plugin_factory("rankdump", RANK_DUMP)
-    run = tmp_path / "run"
-    config = {"data": data, "encoder": encoder, "output_dir": str(run), "seed": 5,
-              "trainer": {"max_steps": 2, "enable_progress_bar": False, "accelerator": "cpu",
-                          "log_every_n_steps": 1, "limit_val_batches": 1,
-                          "ddp_find_unused_parameters": plugin in UNUSED_PARAMETERS}}
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    result = cli("pretrain", "--config", str(path), "--devices", "2", "--strategy", "ddp",
-                 env=plugin_factory.env)
-    assert result.returncode == 0, result.stderr[-4000:]
-    _assert_checkpoint_is_rank0(run)
+    run = _two_process_run("pretrain", data, encoder, plugin_factory, cli, tmp_path,
+                           ddp_find_unused_parameters=plugin in UNUSED_PARAMETERS)
     model = api.load_model(run)  # the checkpoint loads back into the plugin's model
     assert sum(p.numel() for p in model.encoder.parameters()) > 0
 
@@ -91,19 +81,25 @@ def test_two_process_ddp_finetuning_checkpoint_equals_rank0(plugin, plugin_facto
     data, encoder = _tiny_run(plugin)
     if not get_host().get("dataset", data["name"]).default_head:
         data = _finetune_data(plugin)
+    run = _two_process_run("finetune", data, encoder, plugin_factory, cli, tmp_path)
+    assert api.load_model(run).head is not None
+
+
+def _two_process_run(stage: str, data: dict, encoder: dict, plugin_factory, cli, tmp_path: Path,
+                     **trainer: object) -> Path:
+    """Two steps of ``stage`` under 2-process CPU DDP; checks the checkpoint is rank 0's model."""
     plugin_factory("rankdump", RANK_DUMP)
     run = tmp_path / "run"
     config = {"data": data, "encoder": encoder, "output_dir": str(run), "seed": 5,
               "trainer": {"max_steps": 2, "enable_progress_bar": False, "accelerator": "cpu",
-                          "log_every_n_steps": 1, "limit_val_batches": 1}}
+                          "log_every_n_steps": 1, "limit_val_batches": 1, **trainer}}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
-    result = cli("finetune", "--config", str(path), "--devices", "2", "--strategy", "ddp",
+    result = cli(stage, "--config", str(path), "--devices", "2", "--strategy", "ddp",
                  env=plugin_factory.env)
     assert result.returncode == 0, result.stderr[-4000:]
     _assert_checkpoint_is_rank0(run)
-    model = api.load_model(run)
-    assert model.head is not None
+    return run
 
 
 def _finetune_data(plugin: str) -> dict:
