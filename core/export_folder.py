@@ -181,14 +181,16 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
         raise ExportError(f"{path} is unreadable (truncated or corrupt?): {exc}") from None
 
 
-# Build parameters that only say where a part's first weights come from (a pretraining run, a
-# released checkpoint). The saved tensors replace those weights, so rebuilding from a saved model
-# leaves them out: the source may be gone, and reading it again would only be overwritten.
-INIT_PARAMS = ("init",)
+# Build parameters named ``init...`` or ``weights...`` only say where a part's first weights
+# come from (a pretraining run, a released checkpoint and its band list). The saved tensors
+# replace those weights, so rebuilding from a saved model leaves them out: the source may be
+# gone, and reading it again would only be overwritten.
+INIT_PARAM_PREFIXES = ("init", "weights")
 
 
 def _build_params(spec: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in (spec.get("params") or {}).items() if k not in INIT_PARAMS}
+    return {k: v for k, v in (spec.get("params") or {}).items()
+            if not k.startswith(INIT_PARAM_PREFIXES)}
 
 
 def load_parts(config: dict[str, Any], tensors: dict[str, torch.Tensor], host: Host,

@@ -103,3 +103,24 @@ def test_build_with_weights_file(tmp_path, suffix):
     (tmp_path / "junk.pt").write_text("junk")
     with pytest.raises(WeightsError, match="junk.pt is not a readable checkpoint"):
         build_prithvi("tiny", weights=str(tmp_path / "junk.pt"))
+
+
+def test_a_model_built_from_official_weights_loads_after_the_file_is_gone(tmp_path):
+    """``weights`` only seeds the encoder: a saved model never reads the checkpoint again."""
+    from domainfm import api
+
+    _, state = _official("EO-2.0")
+    path = tmp_path / "Prithvi_EO_V2.safetensors"
+    save_file({k: v.contiguous() for k, v in state.items()}, path)
+    run = api.finetune({
+        "data": {"name": "geospatial.water",
+                 "params": {"places": 4, "size": 32, "chip_size": 32, "batch_size": 2}},
+        "encoder": {"name": "geospatial.prithvi", "preset": "tiny",
+                    "params": {"weights": str(path)}},
+        "output_dir": str(tmp_path / "run"),
+        "trainer": {"max_steps": 1, "enable_progress_bar": False, "accelerator": "cpu",
+                    "limit_val_batches": 0}})
+    path.unlink()
+    model = api.load_model(run.run_dir)
+    for key, value in run.module.encoder.state_dict().items():
+        assert torch.equal(model.encoder.state_dict()[key], value), key
