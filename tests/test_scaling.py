@@ -208,6 +208,7 @@ def test_bf16_mixed_pretraining_tracks_fp32(plugin, tmp_path):
         dtypes |= {p.dtype for p in result.module.parameters()}
     assert dtypes == {torch.float32}
     assert first["bf16-mixed"] == pytest.approx(first["32-true"], rel=0.05)
+    assert first["bf16-mixed"] != first["32-true"]  # autocast really ran in bf16
 
 
 def test_compiled_encoder_trains_like_eager(tmp_path):
@@ -223,6 +224,7 @@ def test_compiled_encoder_trains_like_eager(tmp_path):
                                          "compile": compiled})
         result = api.pretrain(config)
         losses.append([v for _, v in result.history["train_loss"]])
+        assert (result.module.encoder._compiled_call_impl is not None) == compiled
     assert losses[1] == pytest.approx(losses[0], rel=1e-4)
     assert set(api.load_model(tmp_path / "True").encoder.state_dict()) == \
         set(api.load_model(tmp_path / "False").encoder.state_dict())  # names unchanged
