@@ -39,7 +39,6 @@ else the longest ``ModuleList``/``Sequential`` in the encoder whose children sha
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -162,16 +161,3 @@ def apply_scaling(t: TrainerConfig, module: nn.Module | None) -> dict[str, Any]:
     if t.compile and encoder is not None:
         encoder.compile()
     return overrides
-
-
-def describe(t: TrainerConfig) -> Sequence[str]:
-    """One line per active scaling option (for logs and benchmarks)."""
-    lines = [f"strategy={t.strategy}", f"devices={t.devices}", f"num_nodes={t.num_nodes}",
-             f"precision={t.precision}"]
-    if t.accumulate_grad_batches > 1:
-        lines.append(f"accumulate_grad_batches={t.accumulate_grad_batches}")
-    if t.activation_checkpointing:
-        lines.append("activation_checkpointing")
-    if t.compile:
-        lines.append("compile")
-    return lines
