@@ -74,6 +74,24 @@ def candidates(channels: int) -> dict[str, torch.nn.Module]:
     return models
 
 
+def forward_mflops(model: torch.nn.Module, window: torch.Tensor) -> float:
+    """Matrix-multiply FLOPs of one forward pass (what the models differ in besides overhead)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model.eval()(window)
+    return counter.get_total_flops() / 1e6
+
+
+def ratios(rows: list[list[str]]) -> str:
+    """Ours against each other model: training speed, latency and work, as ratios."""
+    ours = rows[0]
+    parts = [f"vs {other[0]}: training {float(ours[3]) / float(other[3]):.2f}x as fast, "
+             f"batch-1 latency {float(ours[4]) / float(other[4]):.2f}x theirs, with "
+             f"{float(ours[2]) / float(other[2]):.2f}x their forward FLOPs" for other in rows[1:]]
+    return "Ours " + "; ".join(parts) + "." if parts else ""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu")
@@ -129,12 +147,14 @@ def main() -> None:
             train_t[name].append(train_step(name))
             for _ in range(5):
                 infer_t[name].append(infer(name))
+    flops = {name: forward_mflops(model, one) for name, model in models.items()}
     peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
     rows = []
     for name, model in models.items():
         step = statistics.median(train_t[name])
         rows.append([name, f"{sum(p.numel() for p in model.parameters()):,}",
-                     f"{args.batch_size / step:.1f}", f"{1e3 * statistics.median(infer_t[name]):.1f}"])
+                     f"{flops[name]:.0f}", f"{args.batch_size / step:.1f}",
+                     f"{1e3 * statistics.median(infer_t[name]):.1f}"])
         print(rows[-1])
     cmd = (f"python bench/timeseries_speed.py --device {args.device} --threads {args.threads} "
            f"--batch-size {args.batch_size}")
@@ -148,7 +168,9 @@ def main() -> None:
         + (f"; peak GPU memory {peak:.0f} MiB" if peak else "") + ".", "",
         f"Training: one AdamW step on a batch of {args.batch_size} windows x {args.channels} "
         "channels (context 512, horizon 96, MSE). Inference: one window (7 channels), batch 1.", "",
-        table(["model", "parameters", "train windows/s", "inference latency (ms)"], rows),
+        table(["model", "parameters", "forward MFLOP / window", "train windows/s",
+               "inference latency (ms)"], rows),
+        "", ratios(rows),
     ])
     if not args.no_write:
         write_section(f"timeseries_speed_{device.type}", text)

@@ -136,3 +136,29 @@ def test_objective_owns_a_decoder_not_the_encoder():
     batch = {"past_values": torch.randn(2, 64, 1), "target": torch.randn(2, 16, 1)}
     out = objective(encoder, batch)
     assert out["loss"].ndim == 0 and out["mae"] > 0
+
+
+@pytest.mark.parametrize("p", [0.2, 0.7])
+def test_cpu_dropout_keeps_the_configured_rate_and_the_mean(p):
+    from domainfm_timeseries.mixer import Dropout
+
+    torch.manual_seed(0)
+    x = torch.ones(400_000)
+    out = Dropout(p).train()(x)
+    kept = out != 0
+    assert abs(1 - kept.float().mean().item() - p) < 3e-3  # 4.6 sigma at n = 400k
+    assert out[kept].unique().tolist() == pytest.approx([1 / (1 - p)], rel=1e-4)
+    assert abs(out.mean().item() - 1) < 6e-3
+    assert torch.equal(Dropout(p).eval()(x), x)
+
+
+def test_mixing_along_an_axis_equals_moving_it_last():
+    from domainfm_timeseries.mixer import linear_along
+
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(8, 16)
+    x = torch.randn(2, 3, 8, 5)
+    expected = layer(x.transpose(-1, -2)).transpose(-1, -2)
+    assert torch.allclose(linear_along(layer, x, -2), expected, atol=1e-6)
+    assert torch.allclose(linear_along(layer, x.transpose(-1, -2), -1), expected.transpose(-1, -2),
+                          atol=1e-6)
