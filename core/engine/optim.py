@@ -54,8 +54,10 @@ def build_optimizer(model: nn.Module, optim: OptimConfig, total_steps: int,
     groups = param_groups or default_param_groups(model, optim)
     if not any(p.requires_grad for g in groups for p in g["params"]):
         raise ValueError("nothing to train: every parameter is frozen")
+    # foreach: one multi-tensor kernel per update rather than a Python loop over parameters;
+    # torch picks it by itself on GPUs but not on CPU, where it saves ~10% of a small model's step
     optimizer = torch.optim.AdamW(groups, lr=optim.lr, betas=tuple(optim.betas),
-                                  weight_decay=optim.weight_decay)
+                                  weight_decay=optim.weight_decay, foreach=True)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(total_steps, optim.warmup, optim.schedule, optim.min_lr_ratio)
     )

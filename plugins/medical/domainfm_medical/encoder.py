@@ -25,6 +25,14 @@ MODALITIES = ("t1", "t1ce", "t2", "flair")
 from domainfm_medical.presets import PRESETS
 
 
+def patchify(image: torch.Tensor, patch: int) -> torch.Tensor:
+    """(B, M, X, Y, Z) -> (B, M, N, patch^3), patches in the tokenizers' raster order."""
+    b, m, *size = image.shape
+    g = [s // patch for s in size]
+    x = image.reshape(b, m, g[0], patch, g[1], patch, g[2], patch)
+    return x.permute(0, 1, 2, 4, 6, 3, 5, 7).reshape(b, m, g[0] * g[1] * g[2], patch**3)
+
+
 def freeze_unused_cross_attention(blocks: nn.ModuleList) -> None:
     """MONAI >= 1.4 blocks carry a ``norm_cross_attn`` that self-attention never uses.
 
@@ -135,6 +143,25 @@ class BMMAEEncoder(nn.Module):
     def embed(self, image: torch.Tensor) -> torch.Tensor:
         """Patch tokens with positions for every modality: (B, M, N, D)."""
         return torch.stack([self.tokenizers[m](image[:, i : i + 1]) for i, m in enumerate(self.modalities)], 1)
+
+    def embed_tokens(self, image: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """Tokens with positions at ``ids`` (B, L) (``modality * N + patch``) only: (B, L, D).
+
+        Equal to gathering from :meth:`embed`, but a tokenizer's convolution has stride = kernel,
+        so it is a linear map of each patch's voxels: applied to the chosen patches alone, the
+        masked 75% of pretraining cost nothing.
+        """
+        b, length = ids.shape
+        patches = patchify(image, self.patch_size).reshape(b, -1, self.patch_size**3)
+        chosen = patches.gather(1, ids[..., None].expand(-1, -1, patches.shape[-1]))
+        modality, position = ids // self.num_patches, ids % self.num_patches
+        out = chosen.new_empty(b, length, self.embed_dim)
+        for i, name in enumerate(self.modalities):
+            block = self.tokenizers[name].patch_embedding
+            conv, where = block.patch_embeddings, modality == i
+            out[where] = (nn.functional.linear(chosen[where], conv.weight.flatten(1), conv.bias)
+                          + block.position_embeddings[0, position[where]])
+        return out
 
     # ------------------------------------------------------------------ transformer
 

@@ -18,15 +18,7 @@ from monai.networks.blocks.pos_embed_utils import build_sincos_position_embeddin
 from torch import nn
 
 from domainfm.host import DomainfmError
-from domainfm_medical.encoder import BMMAEEncoder, freeze_unused_cross_attention
-
-
-def patchify(image: torch.Tensor, patch: int) -> torch.Tensor:
-    """(B, M, X, Y, Z) -> (B, M, N, patch^3), patches in the tokenizers' raster order."""
-    b, m, *size = image.shape
-    g = [s // patch for s in size]
-    x = image.reshape(b, m, g[0], patch, g[1], patch, g[2], patch)
-    return x.permute(0, 1, 2, 4, 6, 3, 5, 7).reshape(b, m, g[0] * g[1] * g[2], patch**3)
+from domainfm_medical.encoder import BMMAEEncoder, freeze_unused_cross_attention, patchify
 
 
 def unpatchify(patches: torch.Tensor, patch: int, grid: Sequence[int]) -> torch.Tensor:
@@ -126,8 +118,7 @@ class MultimodalMAE(nn.Module):
 
     def forward(self, encoder: BMMAEEncoder, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         image, present = encoder.inputs(batch)
-        tokens = encoder.embed(image)
-        b, m, n, d = tokens.shape
+        (b, m), n = present.shape, encoder.num_patches
         counts = self.visible_counts(present)
         rank = torch.rand(b, m, n, device=image.device).argsort(-1).argsort(-1)
         visible = rank < counts[..., None]  # (B, M, N)
@@ -135,8 +126,7 @@ class MultimodalMAE(nn.Module):
         n_vis = flat.sum(1)
         ids = torch.argsort((~flat).to(torch.int8), dim=1, stable=True)[:, : int(n_vis.max())]
         valid = torch.arange(ids.shape[1], device=ids.device)[None] < n_vis[:, None]
-        x = tokens.reshape(b, m * n, d).gather(1, ids[..., None].expand(-1, -1, d))
-        encoded, _ = encoder.encode(x, valid)
+        encoded, _ = encoder.encode(encoder.embed_tokens(image, ids), valid)
         pred = self.decoder(encoded, ids, valid, present)
         return self.loss(pred, image, ~visible & present[..., None])
 
@@ -171,14 +161,11 @@ class MultimodalMAE(nn.Module):
         available = present & ~drop
         if not available.any(1).all():
             raise DomainfmError("reconstruction needs at least one available modality besides the missing ones")
-        tokens = encoder.embed(image)
-        b, m, n, d = tokens.shape
-        flat = available.repeat_interleave(n, 1)
+        flat = available.repeat_interleave(encoder.num_patches, 1)
         n_vis = flat.sum(1)
         ids = torch.argsort((~flat).to(torch.int8), dim=1, stable=True)[:, : int(n_vis.max())]
         valid = torch.arange(ids.shape[1], device=ids.device)[None] < n_vis[:, None]
-        x = tokens.reshape(b, m * n, d).gather(1, ids[..., None].expand(-1, -1, d))
-        encoded, _ = encoder.encode(x, valid)
+        encoded, _ = encoder.encode(encoder.embed_tokens(image, ids), valid)
         pred = unpatchify(self.decoder(encoded, ids, valid, available | drop), self.patch_size, self.grid_size)
         wanted = list(missing) or list(self.modalities)
         return {k: pred[:, self.modalities.index(k)] for k in wanted}

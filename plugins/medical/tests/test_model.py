@@ -77,6 +77,17 @@ def test_patchify_round_trip() -> None:
     assert torch.equal(patchify(x, 8)[0, 0, 1], x[0, 0, :8, 8:16, :8].reshape(-1))
 
 
+def test_embedding_chosen_tokens_equals_gathering_all_of_them(model) -> None:
+    encoder, _ = model
+    torch.manual_seed(3)
+    image = torch.randn(2, 4, 32, 32, 32)
+    every = encoder.embed(image).reshape(2, 4 * 64, -1)
+    ids = torch.stack([torch.randperm(4 * 64)[:50] for _ in range(2)])
+    chosen = encoder.embed_tokens(image, ids)
+    assert torch.allclose(chosen, every.gather(1, ids[..., None].expand(-1, -1, every.shape[-1])),
+                          atol=1e-5)
+
+
 def test_dirichlet_budget_is_exact_and_skips_absent_modalities(model) -> None:
     _, objective = model
     present = torch.tensor([[True] * 4, [True, False, True, False], [False, False, False, True]])
