@@ -87,6 +87,7 @@ def ratios(rows: list[list[str]]) -> str:
     """Ours against each other model: training speed, latency and work, as ratios."""
     ours = rows[0]
     parts = [f"vs {other[0]}: training {float(ours[3]) / float(other[3]):.2f}x as fast, "
+             f"batch inference {float(ours[5]) / float(other[5]):.2f}x as fast, "
              f"batch-1 latency {float(ours[4]) / float(other[4]):.2f}x theirs, with "
              f"{float(ours[2]) / float(other[2]):.2f}x their forward FLOPs" for other in rows[1:]]
     return "Ours " + "; ".join(parts) + "." if parts else ""
@@ -129,24 +130,26 @@ def main() -> None:
         return time.perf_counter() - start
 
     @torch.no_grad()
-    def infer(name: str) -> float:
+    def infer(name: str, window: torch.Tensor) -> float:
         model = models[name].eval()
         sync()
         start = time.perf_counter()
         with autocast:
-            model(one)
+            model(window)
         sync()
         return time.perf_counter() - start
 
     for name in models:  # warm-up
-        train_step(name), infer(name)
+        train_step(name), infer(name, one), infer(name, x)
     train_t = {k: [] for k in models}
     infer_t = {k: [] for k in models}
+    batch_t = {k: [] for k in models}
     for _ in range(args.repeats):
         for name in models:
             train_t[name].append(train_step(name))
             for _ in range(5):
-                infer_t[name].append(infer(name))
+                infer_t[name].append(infer(name, one))
+            batch_t[name].append(infer(name, x))
     flops = {name: forward_mflops(model, one) for name, model in models.items()}
     peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
     rows = []
@@ -154,7 +157,8 @@ def main() -> None:
         step = statistics.median(train_t[name])
         rows.append([name, f"{sum(p.numel() for p in model.parameters()):,}",
                      f"{flops[name]:.0f}", f"{args.batch_size / step:.1f}",
-                     f"{1e3 * statistics.median(infer_t[name]):.1f}"])
+                     f"{1e3 * statistics.median(infer_t[name]):.1f}",
+                     f"{args.batch_size / statistics.median(batch_t[name]):.0f}"])
         print(rows[-1])
     cmd = (f"python bench/timeseries_speed.py --device {args.device} --threads {args.threads} "
            f"--batch-size {args.batch_size}")
@@ -167,9 +171,11 @@ def main() -> None:
                                    "round-robin, medians)" if device.type == "cpu" else "")
         + (f"; peak GPU memory {peak:.0f} MiB" if peak else "") + ".", "",
         f"Training: one AdamW step on a batch of {args.batch_size} windows x {args.channels} "
-        "channels (context 512, horizon 96, MSE). Inference: one window (7 channels), batch 1.", "",
+        "channels (context 512, horizon 96, MSE). Inference: one window (7 channels), batch 1 "
+        "(latency, where per-operation overhead dominates), and the training batch without "
+        "gradients (throughput).", "",
         table(["model", "parameters", "forward MFLOP / window", "train windows/s",
-               "inference latency (ms)"], rows),
+               "inference latency (ms)", f"batch-{args.batch_size} inference windows/s"], rows),
         "", ratios(rows),
     ])
     if not args.no_write:
