@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -94,14 +95,29 @@ class PatchEmbed(nn.Module):
         kernel = (tubelet_size, patch_size, patch_size)
         self.proj = nn.Conv3d(in_chans, embed_dim, kernel_size=kernel, stride=kernel)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, tuple[int, int, int]]:
-        b, c, t, h, w = x.shape
+    def grid(self, shape: Sequence[int]) -> tuple[int, int, int]:
+        """Token grid ``(T, h, w)`` of an input of ``shape`` ``(B, C, T, H, W)``."""
         kt, kp, _ = self.proj.kernel_size
-        grid = (t // kt, h // kp, w // kp)
+        return shape[2] // kt, shape[3] // kp, shape[4] // kp
+
+    def forward(self, x: Tensor, keep: Tensor | None = None) -> tuple[Tensor, tuple[int, int, int]]:
+        """Tokens ``(B, N, D)``, or only those at ``keep`` ``(B, K)`` (MAE: the masked tubelets
+        are never embedded)."""
+        b, c = x.shape[:2]
+        kt, kp, _ = self.proj.kernel_size
+        grid = self.grid(x.shape)
         x = x.reshape(b, c, grid[0], kt, grid[1], kp, grid[2], kp)
         x = x.permute(0, 2, 4, 6, 1, 3, 5, 7).reshape(b, grid[0] * grid[1] * grid[2], -1)
+        if keep is not None:
+            x = select_tokens(x, keep)
         weight = self.proj.weight.reshape(self.proj.out_channels, -1)
         return F.linear(x, weight, self.proj.bias), grid
+
+
+def select_tokens(tokens: Tensor, keep: Tensor) -> Tensor:
+    """``tokens`` ``(B or 1, N, D)`` at positions ``keep`` ``(B, K)`` -> ``(B, K, D)``."""
+    tokens = tokens.expand(keep.shape[0], -1, -1)
+    return tokens.gather(1, keep[..., None].expand(-1, -1, tokens.shape[-1]))
 
 
 class PrithviViT(nn.Module):
@@ -201,13 +217,18 @@ class PrithviViT(nn.Module):
 
     # ------------------------------------------------------------------ model
 
-    def embed(self, x: Tensor, temporal: Tensor | None, location: Tensor | None
-              ) -> tuple[Tensor, tuple[int, int, int]]:
-        """Tokens plus positions (and time/location encodings), without the class token."""
-        tokens, grid = self.patch_embed(x)
-        tokens = tokens + sincos_3d(self.embed_dim, grid)[:, 1:].to(tokens)
+    def embed(self, x: Tensor, temporal: Tensor | None, location: Tensor | None,
+              keep: Tensor | None = None) -> tuple[Tensor, tuple[int, int, int]]:
+        """Tokens plus positions (and time/location encodings), without the class token; only
+        those at ``keep`` ``(B, K)`` when given."""
+        tokens, grid = self.patch_embed(x, keep)
+
+        def chosen(per_token: Tensor) -> Tensor:
+            return per_token if keep is None else select_tokens(per_token, keep)
+
+        tokens = tokens + chosen(sincos_3d(self.embed_dim, grid)[:, 1:].to(tokens))
         if temporal is not None:
-            tokens = tokens + self.temporal_embed_enc(temporal, grid[1] * grid[2])
+            tokens = tokens + chosen(self.temporal_embed_enc(temporal, grid[1] * grid[2]))
         if location is not None:
             tokens = tokens + self.location_embed_enc(location)
         return tokens, grid

@@ -16,7 +16,8 @@ from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
 from domainfm.host import DomainfmError
-from domainfm_geospatial.encoder import LocationEncoder, PrithviViT, TemporalEncoder, sincos_3d
+from domainfm_geospatial.encoder import (LocationEncoder, PrithviViT, TemporalEncoder, select_tokens,
+                                         sincos_3d)
 
 
 def patchify(x: Tensor, patch: int, tubelet: int) -> Tensor:
@@ -36,18 +37,24 @@ def unpatchify(p: Tensor, grid: tuple[int, int, int], channels: int, patch: int,
     return x.reshape(b, channels, t * tubelet, h * patch, w * patch)
 
 
+def masking(b: int, n: int, ratio: float, noise: Tensor | None = None,
+            device: torch.device | str | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Keep a random ``1 - ratio`` of ``n`` tokens per sample: kept ids ``(B, K)``, mask
+    ``(B, N)`` (1 = dropped) and the ids that restore the original order."""
+    keep = max(1, int(n * (1 - ratio)))
+    noise = torch.rand(b, n, device=device) if noise is None else noise
+    shuffle = noise.argsort(dim=1)
+    restore = shuffle.argsort(dim=1)
+    mask = torch.ones(b, n, device=noise.device)
+    mask[:, :keep] = 0
+    return shuffle[:, :keep], mask.gather(1, restore), restore
+
+
 def random_masking(tokens: Tensor, ratio: float, noise: Tensor | None = None
                    ) -> tuple[Tensor, Tensor, Tensor]:
     """Keep a random ``1 - ratio`` of tokens; returns kept, mask (1 = dropped) and restore ids."""
-    b, n, d = tokens.shape
-    keep = max(1, int(n * (1 - ratio)))
-    noise = torch.rand(b, n, device=tokens.device) if noise is None else noise
-    shuffle = noise.argsort(dim=1)
-    restore = shuffle.argsort(dim=1)
-    kept = tokens.gather(1, shuffle[:, :keep, None].expand(-1, -1, d))
-    mask = torch.ones(b, n, device=tokens.device)
-    mask[:, :keep] = 0
-    return kept, mask.gather(1, restore), restore
+    keep, mask, restore = masking(tokens.shape[0], tokens.shape[1], ratio, noise, tokens.device)
+    return select_tokens(tokens, keep), mask, restore
 
 
 class PrithviMAE(nn.Module):
@@ -105,8 +112,10 @@ class PrithviMAE(nn.Module):
         """Masked forward pass: predicted and target patches, the mask and the token grid."""
         x = encoder.pixels(batch)
         temporal, location = encoder.coords(batch, x.shape[2])
-        tokens, grid = encoder.embed(x, temporal, location)
-        kept, mask, restore = random_masking(tokens, self.mask_ratio, noise)
+        grid = encoder.patch_embed.grid(x.shape)
+        keep, mask, restore = masking(x.shape[0], grid[0] * grid[1] * grid[2], self.mask_ratio,
+                                      noise, x.device)
+        kept, _ = encoder.embed(x, temporal, location, keep)  # masked tubelets are never embedded
         latent, _ = encoder.transform(kept)
         pred = self.decode(latent, restore, grid, temporal, location)
         target = patchify(x, encoder.patch_size, encoder.tubelet_size)

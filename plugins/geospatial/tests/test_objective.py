@@ -26,6 +26,19 @@ def test_random_masking_hides_three_quarters():
         assert set(kept[b, :, 0].long().tolist()) == set(torch.nonzero(mask[b] == 0)[:, 0].tolist())
 
 
+def test_embedding_kept_tokens_equals_selecting_them_from_all():
+    enc = build_prithvi("tiny", temporal_encoding=True, location_encoding=True)
+    x = _batch()["image"]
+    temporal = torch.tensor([[[2023.0, 105.0], [2023.0, 196.0], [2023.0, 288.0]]]).repeat(2, 1, 1)
+    location = torch.tensor([[29.5, -98.2], [30.1, -97.6]])
+    every, grid = enc.embed(x, temporal, location)
+    keep = torch.stack([torch.randperm(48)[:12] for _ in range(2)])
+    chosen, same_grid = enc.embed(x, temporal, location, keep)
+    assert same_grid == grid and chosen.shape == (2, 12, enc.embed_dim)
+    assert torch.allclose(chosen, every.gather(1, keep[..., None].expand(-1, -1, enc.embed_dim)),
+                          atol=1e-5)
+
+
 def test_loss_counts_only_masked_patches():
     enc = build_prithvi("tiny")
     mae = build_mae(enc)
