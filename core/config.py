@@ -200,6 +200,8 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
+        if type(value) in args:  # an exact match wins: `float | int` keeps 50 (batches) an int
+            return value
         errors = []
         for option in args:
             if option is type(None):

@@ -18,6 +18,13 @@ def test_overrides_are_parsed_as_yaml_and_nested():
     assert config.trainer.gradient_clip_val == 1.0
 
 
+def test_int_or_float_fields_keep_the_type_given():
+    # Lightning reads val_check_interval 50 as batches and 0.5 as a fraction of an epoch
+    config = load_config({}, ["trainer.val_check_interval=50", "trainer.limit_val_batches=0.5"])
+    assert type(config.trainer.val_check_interval) is int and config.trainer.val_check_interval == 50
+    assert type(config.trainer.limit_val_batches) is float
+
+
 def test_metrics_accept_names_or_mappings():
     config = load_config({"metrics": ["a.b", {"name": "c.d", "params": {"k": 1}}]})
     assert [(m.name, m.params) for m in config.metrics] == [("a.b", {}), ("c.d", {"k": 1})]
