@@ -3,9 +3,11 @@
 1. MAE pretraining of ``geospatial.prithvi`` (tiny) with ``geospatial.mae``: masked-patch loss
    on the held-out places, same masks, before and after pretraining.
 2. Few-label water segmentation: fine-tune from the pretrained encoder and from random
-   initialisation on the same few labelled windows; macro mIoU on held-out places.
+   initialisation on the same few labelled windows (for each label count: a label-efficiency
+   sweep); macro mIoU on held-out places.
 
-    .venv/bin/python bench/geospatial_learning.py [--pretrain-steps 4000] [--places 96] [--mode full|linear-probe]
+    .venv/bin/python bench/geospatial_learning.py [--pretrain-steps 4000] [--places 96]
+        [--labels 4 16 64] [--mode full|linear-probe]
 """
 
 from __future__ import annotations
@@ -54,11 +56,37 @@ def common(root: str, out: Path, device: str) -> dict:
                         "log_every_n_steps": 10, "check_val_every_n_epoch": 1000}}
 
 
+def finetune_all(args: argparse.Namespace, root: str, work: Path, pretrained: Path, labels: int,
+                 rows: list) -> dict[str, list[float]]:
+    """Fine-tune from both initialisations for every seed on ``labels`` windows; mIoU lists."""
+    scores: dict[str, list[float]] = {"pretrained": [], "random": []}
+    for seed in args.seeds:
+        for init in ("pretrained", "random"):
+            cfg = common(root, work / f"ft-{labels}-{init}-{seed}", args.device)
+            cfg["data"]["params"]["max_train_samples"] = labels
+            cfg.update(seed=seed, head={"name": "geospatial.segmentation", "params": {"num_classes": 2}},
+                       metrics=["geospatial.miou", {"name": "geospatial.class_iou"},
+                                "geospatial.pixel_accuracy"],
+                       init=str(pretrained) if init == "pretrained" else None,
+                       mode=args.mode,
+                       optim={"lr": args.finetune_lr, "weight_decay": 0.05,
+                              "head_lr_scale": args.head_lr_scale})
+            # validate once, after the last step, however many batches an epoch has
+            cfg["trainer"].update(max_steps=args.finetune_steps, check_val_every_n_epoch=None,
+                                  val_check_interval=args.finetune_steps)
+            m = domainfm.finetune(cfg).metrics
+            scores[init].append(m["val/miou"])
+            rows.append([labels, seed, init, f"{m['val/miou']:.3f}", f"{m['val/class_iou']:.3f}",
+                         f"{m['val/pixel_accuracy']:.3f}"])
+    return scores
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pretrain-steps", type=int, default=4000)
     parser.add_argument("--finetune-steps", type=int, default=150)
-    parser.add_argument("--labels", type=int, default=4, help="labelled training windows")
+    parser.add_argument("--labels", type=int, nargs="+", default=[4],
+                        help="labelled training windows (several: a label-efficiency sweep)")
     parser.add_argument("--places", type=int, default=96,
                         help="generated places (a quarter held out; the rest unlabelled for pretraining)")
     parser.add_argument("--finetune-lr", type=float, default=2e-4)
@@ -93,32 +121,18 @@ def main() -> None:
     after = masked_val_loss(model.encoder, model.objective, root)
     pre_time = time.time() - start
 
-    rows, scores = [], {"pretrained": [], "random": []}
-    for seed in args.seeds:
-        for init in ("pretrained", "random"):
-            cfg = common(root, work / f"ft-{init}-{seed}", args.device)
-            cfg["data"]["params"]["max_train_samples"] = args.labels
-            cfg.update(seed=seed, head={"name": "geospatial.segmentation", "params": {"num_classes": 2}},
-                       metrics=["geospatial.miou", {"name": "geospatial.class_iou"},
-                                "geospatial.pixel_accuracy"],
-                       init=str(run.run_dir) if init == "pretrained" else None,
-                       mode=args.mode,
-                       optim={"lr": args.finetune_lr, "weight_decay": 0.05,
-                              "head_lr_scale": args.head_lr_scale})
-            # one labelled batch per epoch: validate once, after the last step
-            cfg["trainer"].update(max_steps=args.finetune_steps,
-                                  check_val_every_n_epoch=args.finetune_steps)
-            res = domainfm.finetune(cfg)
-            m = res.metrics
-            scores[init].append(m["val/miou"])
-            rows.append([seed, init, f"{m['val/miou']:.3f}", f"{m['val/class_iou']:.3f}",
-                         f"{m['val/pixel_accuracy']:.3f}"])
+    rows, summary = [], []
+    for labels in args.labels:
+        scores = finetune_all(args, root, work, run.run_dir, labels, rows)
+        wins = sum(p > r for p, r in zip(scores["pretrained"], scores["random"]))
+        mean = {k: statistics.mean(v) for k, v in scores.items()}
+        summary.append(f"{labels} labelled windows: pretrained **{mean['pretrained']:.3f}** vs "
+                       f"random **{mean['random']:.3f}**, ahead on {wins} of {len(args.seeds)} "
+                       f"seeds, mean difference {mean['pretrained'] - mean['random']:+.3f}")
     drop = 1 - after / before
-    wins = sum(p > r for p, r in zip(scores["pretrained"], scores["random"]))
-    mean = {k: statistics.mean(v) for k, v in scores.items()}
     command = (f"`.venv/bin/python bench/geospatial_learning.py --pretrain-steps "
                f"{args.pretrain_steps} --finetune-steps {args.finetune_steps} --labels "
-               f"{args.labels} --places {args.places} --mode {args.mode} --finetune-lr "
+               f"{' '.join(map(str, args.labels))} --places {args.places} --mode {args.mode} --finetune-lr "
                f"{args.finetune_lr:g} --head-lr-scale {args.head_lr_scale:g} "
                f"--seeds {' '.join(map(str, args.seeds))}"
                + (f" --encoder-params '{json.dumps(ENCODER)}'" if ENCODER else "") + "`")
@@ -136,15 +150,15 @@ def main() -> None:
         f"held-out places with fixed masks {before:.4f} -> {after:.4f}, a **{100 * drop:.1f}% "
         f"reduction** ({'meets' if drop >= 0.5 else 'MISSES'} the 50% bar).",
         "",
-        f"**Few-label segmentation** ({args.labels} labelled windows, {args.finetune_steps} steps, "
+        f"**Few-label segmentation** ({args.finetune_steps} steps, "
         f"{'full fine-tuning' if args.mode == 'full' else 'encoder frozen, head trained'}, "
         f"encoder lr {args.finetune_lr:g}, head lr {args.head_lr_scale:g}x that, the same for "
-        f"both initialisations; macro mIoU on held-out places): pretrained "
-        f"**{mean['pretrained']:.3f}** vs random initialisation **{mean['random']:.3f}** "
-        f"(mean of seeds {args.seeds}); pretrained ahead on {wins} of {len(args.seeds)} seeds, "
-        f"mean difference {mean['pretrained'] - mean['random']:+.3f}.",
+        f"both initialisations; macro mIoU on held-out places, mean of seeds {args.seeds}):",
         "",
-        table(["seed", "init", "mIoU (macro)", "water IoU", "pixel accuracy"], rows),
+        *[f"- {line}" for line in summary],
+        "",
+        table(["labelled windows", "seed", "init", "mIoU (macro)", "water IoU",
+               "pixel accuracy"], rows),
     ])
     write_section("geospatial-learning", md)
     print(md)
