@@ -8,8 +8,9 @@ first. Two views are two independent walks. Node features are GCC's: the top-32 
 encoder embeds it) and a seed bit.
 
 Speed comes from doing every step for all views of a batch at once: the walks are numpy
-operations over CSR arrays, and the eigenvectors come from one ``torch.linalg.eigh`` per group
-of similarly sized views, stacked as padded dense matrices. Padding rows get ``-2`` on the
+operations over CSR arrays, the eigenvectors come from one ``torch.linalg.eigh`` per group
+of similarly sized views, stacked as padded dense matrices, and the sign flips, truncation and
+normalisation run once over all nodes. Padding rows get ``-2`` on the
 diagonal, below every eigenvalue of a normalised adjacency (which lie in ``[-1, 1]``), so the
 top eigenvectors are never the padding's. Memory is bounded by the graphs' CSR arrays (plus a
 dense bit matrix for graphs under ``dense_max_nodes``) and one batch: nothing accumulates.
@@ -175,48 +176,41 @@ def featurize(collection: GraphCollection, views: Sequence[np.ndarray], rng: np.
     ``x``: ``(N, pos_dim)`` eigenvector features; ``degree``: ``(N,)`` degree inside the view
     (clamped at ``max_degree``); ``seed``: ``(N,)`` 1 at each view's seed; ``edge_index``;
     ``batch``/``ptr``. Eigenvector signs are arbitrary, so each is flipped at random from ``rng``:
-    the same seed gives the same features.
+    the same seed gives the same features. Only the adjacency and the eigendecomposition run per
+    group of views padded to the same size (a multiple of ``bucket``); the rest runs once.
     """
     sizes = np.array([len(v) for v in views], dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(sizes)])
-    total = int(starts[-1])
-    x = torch.zeros(total, pos_dim)
-    degree = torch.zeros(total, dtype=torch.long)
-    edges = []
+    x = torch.zeros(int(starts[-1]), pos_dim)
+    degree = torch.zeros(int(starts[-1]), dtype=torch.long)
+    edges = [np.zeros((2, 0), dtype=np.int64)]
     padded = -(-sizes // bucket) * bucket
     for size in np.unique(padded):
         members = np.flatnonzero(padded == size)
         bits = np.zeros((len(members), size, size), dtype=bool)
         for row, v in enumerate(members):
-            n = sizes[v]
-            bits[row, :n, :n] = collection.adjacency(views[v])
-        b, i, j = (torch.from_numpy(c) for c in np.nonzero(bits))
+            bits[row, :sizes[v], :sizes[v]] = collection.adjacency(views[v])
+        b, ij = np.divmod(np.flatnonzero(bits), size * size)  # 2x faster than a 3D nonzero
+        edges.append(np.stack(np.divmod(ij, size)) + starts[members][b])
         a = torch.from_numpy(bits).float()
-        n_real = torch.from_numpy(sizes[members])
-        real = torch.arange(size)[None, :] < n_real[:, None]  # (b, size)
+        real = torch.arange(size) < torch.from_numpy(sizes[members])[:, None]  # (b, size)
         deg = a.sum(-1)
         inv_sqrt = deg.clamp(min=1).rsqrt()
         lap = inv_sqrt[:, :, None] * a * inv_sqrt[:, None, :]
-        lap = lap + torch.diag_embed((~real).float() * PAD_EIGENVALUE)
-        _, vectors = torch.linalg.eigh(lap)
-        top = vectors[..., -min(pos_dim, size):].flip(-1)  # largest eigenvalues first
-        k = (n_real - 2).clamp(0, pos_dim)  # as GCC (ARPACK needs k < n - 1)
-        top = top * (torch.arange(top.shape[-1])[None, :] < k[:, None])[:, None, :]
-        signs = torch.from_numpy(rng.choice(np.array([-1.0, 1.0], np.float32),
-                                            size=(len(members), top.shape[-1])))
-        top = F.normalize(top * signs[:, None, :], p=2, dim=-1)
-        flat = (torch.from_numpy(starts[members])[:, None] + torch.arange(size)[None, :])[real]
+        lap.diagonal(dim1=-2, dim2=-1).masked_fill_(~real, PAD_EIGENVALUE)
+        top = torch.linalg.eigh(lap)[1][..., -min(pos_dim, size):].flip(-1)  # largest first
+        flat = (torch.from_numpy(starts[members])[:, None] + torch.arange(size))[real]
         x[flat, :top.shape[-1]] = top[real]
-        degree[flat] = deg[real].long().clamp(max=max_degree)
-        offset = torch.from_numpy(starts[members])[b]
-        edges.append(torch.stack([offset + i, offset + j]))
-    seed = torch.zeros(total)
+        degree[flat] = deg[real].long()
+    view = torch.repeat_interleave(torch.arange(len(views)), torch.from_numpy(sizes))
+    k = torch.from_numpy(sizes - 2).clamp(0, pos_dim)[view]  # as GCC (ARPACK needs k < n - 1)
+    signs = torch.from_numpy(rng.choice(np.array([-1.0, 1.0], np.float32), size=(len(views), pos_dim)))
+    x = F.normalize(x * signs[view] * (torch.arange(pos_dim) < k[:, None]), p=2, dim=-1)
+    seed = torch.zeros(len(x))
     seed[torch.from_numpy(starts[:-1])] = 1.0
-    sizes_t = torch.from_numpy(sizes)
-    return Batch(x=x, degree=degree, seed=seed,
-                 edge_index=torch.cat(edges, 1) if edges else torch.zeros(2, 0, dtype=torch.long),
-                 batch=torch.repeat_interleave(torch.arange(len(views)), sizes_t),
-                 ptr=torch.from_numpy(starts), num_nodes=total)
+    return Batch(x=x, degree=degree.clamp_(max=max_degree), seed=seed,
+                 edge_index=torch.from_numpy(np.concatenate(edges, 1)), batch=view,
+                 ptr=torch.from_numpy(starts), num_nodes=len(x))
 
 
 def split_views(batch: Batch) -> list[Data]:
