@@ -74,13 +74,18 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 class StdScaler(nn.Module):
-    """Per-window, per-channel ``(x - mean) / sqrt(var + 1e-5)`` over observed steps."""
+    """Per-window, per-channel ``(x - mean) / sqrt(var + 1e-5)`` over observed steps (all
+    steps when ``observed`` is None)."""
 
     def __init__(self, minimum_scale: float = 1e-5) -> None:
         super().__init__()
         self.minimum_scale = minimum_scale
 
-    def forward(self, x: torch.Tensor, observed: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def forward(self, x: torch.Tensor, observed: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        if observed is None:
+            loc = x.mean(1, keepdim=True)
+            scale = torch.sqrt((x - loc).pow(2).mean(1, keepdim=True) + self.minimum_scale)
+            return (x - loc) / scale, loc, scale
         count = observed.sum(1, keepdim=True).clamp_min(1)
         loc = (x * observed).sum(1, keepdim=True) / count
         var = (((x - loc) * observed) ** 2).sum(1, keepdim=True) / count
@@ -123,8 +128,9 @@ class TTMBackbone(nn.Module):
         self._start = cfg.context_length - (cfg.patch_length + cfg.patch_stride * (patches - 1))
 
     def fit_context(self, past: torch.Tensor, observed: torch.Tensor | None
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Cut or left-pad (B, L, C) to ``context_length``; padding is marked unobserved."""
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Cut or left-pad (B, L, C) to ``context_length``; padding is marked unobserved.
+        ``observed`` stays None when every step is observed."""
         if past.dim() != 3:
             raise DomainfmError(f"timeseries.ttm: past_values must be (batch, time, channels), "
                                 f"got shape {tuple(past.shape)}")
@@ -132,22 +138,23 @@ class TTMBackbone(nn.Module):
         if cfg.mode == "mix_channel" and past.shape[-1] != cfg.num_input_channels:
             raise DomainfmError(f"timeseries.ttm (mix_channel) was built for "
                                 f"{cfg.num_input_channels} channels, got {past.shape[-1]}")
-        if observed is None:
-            observed = torch.ones_like(past)
         length = past.shape[1]
+        if length < cfg.context_length and observed is None:
+            observed = torch.ones_like(past)
         if length > cfg.context_length:
-            past, observed = past[:, -cfg.context_length:], observed[:, -cfg.context_length:]
+            past = past[:, -cfg.context_length:]
+            observed = None if observed is None else observed[:, -cfg.context_length:]
         elif length < cfg.context_length:
             pad = cfg.context_length - length
             past = nn.functional.pad(past, (0, 0, pad, 0))
             observed = nn.functional.pad(observed, (0, 0, pad, 0))
-        return past, observed.to(past.dtype)
+        return past, None if observed is None else observed.to(past.dtype)
 
     def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
         cfg = self.config
         past, observed = self.fit_context(batch["past_values"], batch.get("past_observed_mask"))
         scaled, loc, scale = self.scaler(past, observed)
-        if not bool(observed.all()):
+        if observed is not None:
             scaled = scaled * observed
         # (B, L, C) -> (B, C, N, patch_length), keeping the last patches
         patches = scaled[:, self._start:].unfold(1, cfg.patch_length, cfg.patch_stride)

@@ -17,18 +17,18 @@ from torch import nn
 
 def linear_along(layer: nn.Linear, x: torch.Tensor, dim: int) -> torch.Tensor:
     """``layer`` applied along ``dim`` of ``x``: ``-1`` (features) or ``-2`` (``x`` is
-    ``(..., size, rest)``: one batched ``bias + weight @ x``, the fastest form on CPU).
+    ``(batch, size, rest)``: one batched ``bias + weight @ x``, the fastest form on CPU).
 
     Reads ``layer.weight`` and ``layer.bias`` rather than calling the module (whose call overhead
     is a tenth of a batch-1 forecast); LoRA layers expose their adapted weight the same way."""
     if dim == -1:
         return nn.functional.linear(x, layer.weight, layer.bias)
-    size, rest = x.shape[-2:]
-    flat = x.reshape(-1, size, rest)
-    batch = flat.shape[0]
-    out = torch.baddbmm(layer.bias[:, None].expand(batch, -1, rest),
-                        layer.weight.expand(batch, -1, -1), flat)
-    return out.reshape(*x.shape[:-2], -1, rest)
+    return torch.baddbmm(layer.bias.unsqueeze(-1), layer.weight.expand(len(x), -1, -1), x)
+
+
+def gated(layer: nn.Linear, x: torch.Tensor, dim: int) -> torch.Tensor:
+    """``x * softmax(layer(x))`` along ``dim`` (see :func:`linear_along`)."""
+    return x * torch.softmax(linear_along(layer, x, dim), dim=dim)
 
 
 class GatedAttention(nn.Module):
@@ -39,7 +39,7 @@ class GatedAttention(nn.Module):
         self.attn_layer = nn.Linear(size, size)
 
     def forward(self, x: torch.Tensor, dim: int = -1) -> torch.Tensor:
-        return x * torch.softmax(linear_along(self.attn_layer, x, dim), dim=dim)
+        return gated(self.attn_layer, x, dim)
 
 
 class Dropout(nn.Dropout):
@@ -95,7 +95,7 @@ class Norm(nn.Module):
 
 class _MixerBlock(nn.Module):
     """Norm over d_model, then MLP + gate along ``axis``, plus residual. For ``axis`` -2 or -3
-    the axes after it are flattened into one, so the mixing is ``W @ x`` over ``(size, rest)``."""
+    the input is viewed as ``(batch, size, rest)``, so the mixing is ``W @ x`` per row of it."""
 
     axis = -1
     gate_first = False  # granite gates the channel mixer before its MLP, the others after
@@ -109,13 +109,14 @@ class _MixerBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.norm.norm(x)
         dim = -1 if self.axis == -1 else -2
-        if self.axis == -3:
-            h = h.flatten(-2)  # (batch, channels, patches * features)
-        if self.gating_block is not None and self.gate_first:
-            h = self.gating_block(h, dim)
+        if self.axis != -1:  # (batch * channels, patches, features) or (batch, channels, rest)
+            h = h.reshape(-1, *x.shape[self.axis:]).flatten(2)
+        gate = self.gating_block  # its layer used directly: a module call costs at batch 1
+        if gate is not None and self.gate_first:
+            h = gated(gate.attn_layer, h, dim)
         h = self.mlp(h, dim)
-        if self.gating_block is not None and not self.gate_first:
-            h = self.gating_block(h, dim)
+        if gate is not None and not self.gate_first:
+            h = gated(gate.attn_layer, h, dim)
         return h.reshape(x.shape) + x
 
 
