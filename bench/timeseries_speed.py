@@ -157,7 +157,7 @@ def main() -> None:
         step = statistics.median(train_t[name])
         rows.append([name, f"{sum(p.numel() for p in model.parameters()):,}",
                      f"{flops[name]:.0f}", f"{args.batch_size / step:.1f}",
-                     f"{1e3 * statistics.median(infer_t[name]):.1f}",
+                     f"{1e3 * statistics.median(infer_t[name]):.2f}",
                      f"{args.batch_size / statistics.median(batch_t[name]):.0f}"])
         print(rows[-1])
     cmd = (f"python bench/timeseries_speed.py --device {args.device} --threads {args.threads} "

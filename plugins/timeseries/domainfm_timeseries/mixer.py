@@ -139,17 +139,16 @@ class MixerLayer(nn.Module):
     def __init__(self, *, num_patches: int, d_model: int, num_channels: int, expansion: int,
                  dropout: float, mode: str, gated: bool = True) -> None:
         super().__init__()
-        if mode == "mix_channel":
-            self.channel_feature_mixer = ChannelFeatureMixerBlock(
-                d_model, num_channels, expansion, dropout, gated)
-        if num_patches > 1:
-            self.patch_mixer = PatchMixerBlock(d_model, num_patches, expansion, dropout, gated)
+        self.channel_feature_mixer = (ChannelFeatureMixerBlock(
+            d_model, num_channels, expansion, dropout, gated) if mode == "mix_channel" else None)
+        self.patch_mixer = (PatchMixerBlock(d_model, num_patches, expansion, dropout, gated)
+                            if num_patches > 1 else None)
         self.feature_mixer = FeatureMixerBlock(d_model, d_model, expansion, dropout, gated)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if hasattr(self, "channel_feature_mixer"):
+        if self.channel_feature_mixer is not None:
             x = self.channel_feature_mixer(x)
-        if hasattr(self, "patch_mixer"):
+        if self.patch_mixer is not None:
             x = self.patch_mixer(x)
         return self.feature_mixer(x)
 
