@@ -140,16 +140,12 @@ class BMMAEEncoder(nn.Module):
             raise DomainfmError("every case in the batch needs at least one present modality")
         return image, present
 
-    def embed(self, image: torch.Tensor) -> torch.Tensor:
-        """Patch tokens with positions for every modality: (B, M, N, D)."""
-        return torch.stack([self.tokenizers[m](image[:, i : i + 1]) for i, m in enumerate(self.modalities)], 1)
-
     def embed_tokens(self, image: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """Tokens with positions at ``ids`` (B, L) (``modality * N + patch``) only: (B, L, D).
 
-        Equal to gathering from :meth:`embed`, but a tokenizer's convolution has stride = kernel,
-        so it is a linear map of each patch's voxels: applied to the chosen patches alone, the
-        masked 75% of pretraining cost nothing.
+        The tokenizers' convolutions have stride = kernel, so each is a linear map of a patch's
+        voxels: applied to the chosen patches alone, absent modalities and the masked 75% of
+        pretraining cost nothing.
         """
         b, length = ids.shape
         patches = patchify(image, self.patch_size).reshape(b, -1, self.patch_size**3)
@@ -185,20 +181,16 @@ class BMMAEEncoder(nn.Module):
 
     def forward(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor | list[torch.Tensor]]:
         image, present = self.inputs(batch)
-        tokens = self.embed(image)  # (B, M, N, D)
-        b, m, n, d = tokens.shape
-        ids = torch.arange(m * n, device=tokens.device).expand(b, -1)
+        (b, m), n = present.shape, self.num_patches
         flat_present = present.repeat_interleave(n, dim=1)  # (B, M*N)
         if bool(flat_present.all()):
-            x, valid = tokens.reshape(b, m * n, d), None
+            ids, valid = torch.arange(m * n, device=image.device).expand(b, -1), None
             token_mask = flat_present
         else:  # present modalities' tokens first, then padding up to the longest case
             length = int(flat_present.sum(1).max())
             ids = torch.argsort((~flat_present).to(torch.int8), dim=1, stable=True)[:, :length]
-            token_mask = flat_present.gather(1, ids)
-            x = tokens.reshape(b, m * n, d).gather(1, ids[..., None].expand(-1, -1, d))
-            valid = token_mask
-        out, hidden = self.encode(x, valid)
+            token_mask = valid = flat_present.gather(1, ids)
+        out, hidden = self.encode(self.embed_tokens(image, ids), valid)
         return {"embedding": out[:, 0], "tokens": out[:, 1:], "hidden_states": hidden,
                 "token_ids": ids, "token_mask": token_mask, "present": present,
                 "image": image * present[:, :, None, None, None].to(image.dtype)}

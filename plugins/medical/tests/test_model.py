@@ -77,11 +77,12 @@ def test_patchify_round_trip() -> None:
     assert torch.equal(patchify(x, 8)[0, 0, 1], x[0, 0, :8, 8:16, :8].reshape(-1))
 
 
-def test_embedding_chosen_tokens_equals_gathering_all_of_them(model) -> None:
+def test_embedding_chosen_tokens_equals_the_tokenizer_convolutions(model) -> None:
     encoder, _ = model
     torch.manual_seed(3)
     image = torch.randn(2, 4, 32, 32, 32)
-    every = encoder.embed(image).reshape(2, 4 * 64, -1)
+    every = torch.cat([encoder.tokenizers[m](image[:, i : i + 1])  # MONAI's conv patch embedding
+                       for i, m in enumerate(encoder.modalities)], 1)
     ids = torch.stack([torch.randperm(4 * 64)[:50] for _ in range(2)])
     chosen = encoder.embed_tokens(image, ids)
     assert torch.allclose(chosen, every.gather(1, ids[..., None].expand(-1, -1, every.shape[-1])),
