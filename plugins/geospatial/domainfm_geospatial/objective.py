@@ -16,8 +16,7 @@ from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
 from domainfm.host import DomainfmError
-from domainfm_geospatial.encoder import (LocationEncoder, PrithviViT, TemporalEncoder, select_tokens,
-                                         sincos_3d)
+from domainfm_geospatial.encoder import LocationEncoder, PrithviViT, TemporalEncoder, sincos_3d
 
 
 def patchify(x: Tensor, patch: int, tubelet: int) -> Tensor:
@@ -48,13 +47,6 @@ def masking(b: int, n: int, ratio: float, noise: Tensor | None = None,
     mask = torch.ones(b, n, device=noise.device)
     mask[:, :keep] = 0
     return shuffle[:, :keep], mask.gather(1, restore), restore
-
-
-def random_masking(tokens: Tensor, ratio: float, noise: Tensor | None = None
-                   ) -> tuple[Tensor, Tensor, Tensor]:
-    """Keep a random ``1 - ratio`` of tokens; returns kept, mask (1 = dropped) and restore ids."""
-    keep, mask, restore = masking(tokens.shape[0], tokens.shape[1], ratio, noise, tokens.device)
-    return select_tokens(tokens, keep), mask, restore
 
 
 class PrithviMAE(nn.Module):

@@ -3,7 +3,7 @@ import torch
 
 from domainfm.host import DomainfmError
 from domainfm_geospatial.encoder import build_prithvi
-from domainfm_geospatial.objective import build_mae, patchify, random_masking, unpatchify
+from domainfm_geospatial.objective import build_mae, masking, patchify, unpatchify
 
 
 def _batch():
@@ -18,12 +18,15 @@ def test_patchify_round_trip_in_token_order():
     assert torch.equal(unpatchify(p, (2, 4, 4), 6, 8, 2), x)
 
 
-def test_random_masking_hides_three_quarters():
-    tokens = torch.arange(48.0).reshape(1, 48, 1).repeat(2, 1, 4)
-    kept, mask, restore = random_masking(tokens, 0.75)
-    assert kept.shape == (2, 12, 4) and mask.sum(1).tolist() == [36.0, 36.0]
-    for b in range(2):  # the kept tokens are exactly the unmasked ones
-        assert set(kept[b, :, 0].long().tolist()) == set(torch.nonzero(mask[b] == 0)[:, 0].tolist())
+def test_masking_hides_three_quarters():
+    keep, mask, restore = masking(2, 48, 0.75)
+    assert keep.shape == (2, 12) and mask.sum(1).tolist() == [36.0, 36.0]
+    for b in range(2):  # the kept ids are exactly the unmasked ones
+        assert set(keep[b].tolist()) == set(torch.nonzero(mask[b] == 0)[:, 0].tolist())
+    # the decoder's rule: kept tokens first, mask tokens after, gathered by restore
+    placed = torch.cat([keep.float(), torch.full((2, 36), -1.0)], 1).gather(1, restore)
+    positions = torch.arange(48.0).expand(2, -1)
+    assert torch.equal(placed, torch.where(mask == 0, positions, -1.0))
 
 
 def test_embedding_kept_tokens_equals_selecting_them_from_all():
