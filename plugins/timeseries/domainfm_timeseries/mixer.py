@@ -107,17 +107,20 @@ class _MixerBlock(nn.Module):
         self.gating_block = GatedAttention(size) if gated else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.norm.norm(x)
+        # submodules' parameters are used directly: at batch 1 each module call costs about
+        # as much as the small operation behind it
+        norm = self.norm.norm
+        h = torch.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
         dim = -1 if self.axis == -1 else -2
-        if self.axis != -1:  # (batch * channels, patches, features) or (batch, channels, rest)
+        if dim == -2:  # (batch * channels, patches, features) or (batch, channels, rest)
             h = h.reshape(-1, *x.shape[self.axis:]).flatten(2)
-        gate = self.gating_block  # its layer used directly: a module call costs at batch 1
+        gate = self.gating_block
         if gate is not None and self.gate_first:
             h = gated(gate.attn_layer, h, dim)
         h = self.mlp(h, dim)
         if gate is not None and not self.gate_first:
             h = gated(gate.attn_layer, h, dim)
-        return h.reshape(x.shape) + x
+        return (h if dim == -1 else h.reshape(x.shape)) + x
 
 
 class PatchMixerBlock(_MixerBlock):
