@@ -75,11 +75,16 @@ class MLP(nn.Module):
         self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, dim: int = -1) -> torch.Tensor:
-        hidden = nn.functional.gelu(linear_along(self.fc1, x, dim))
-        if self.training:  # skipping the calls matters at batch 1, where overhead is the cost
-            hidden = self.dropout(hidden)
-        out = linear_along(self.fc2, hidden, dim)
-        return self.dropout(out) if self.training else out
+        return feed_forward(self, x, dim)
+
+
+def feed_forward(mlp: MLP, x: torch.Tensor, dim: int) -> torch.Tensor:
+    """``fc2(gelu(fc1(x)))`` along ``dim`` (see :func:`linear_along`), dropout when training."""
+    hidden = nn.functional.gelu(linear_along(mlp.fc1, x, dim))
+    if mlp.training:
+        hidden = mlp.dropout(hidden)
+    out = linear_along(mlp.fc2, hidden, dim)
+    return mlp.dropout(out) if mlp.training else out
 
 
 class Norm(nn.Module):
@@ -117,7 +122,7 @@ class _MixerBlock(nn.Module):
         gate = self.gating_block
         if gate is not None and self.gate_first:
             h = gated(gate.attn_layer, h, dim)
-        h = self.mlp(h, dim)
+        h = feed_forward(self.mlp, h, dim)
         if gate is not None and not self.gate_first:
             h = gated(gate.attn_layer, h, dim)
         return (h if dim == -1 else h.reshape(x.shape)) + x
