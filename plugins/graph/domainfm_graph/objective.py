@@ -3,7 +3,9 @@
 Two ways to get negatives, as in the paper: ``e2e`` contrasts each query with the other keys of
 the batch, all encoded by the trained encoder (the paper's best fine-tuned numbers); ``moco``
 encodes keys with a momentum copy of the encoder and contrasts against a queue of past keys,
-which decouples the number of negatives from the batch size. Temperature 0.07.
+which decouples the number of negatives from the batch size. Temperature 0.07. Under data
+parallelism every rank enqueues the keys of all ranks, as MoCo does, so the queue holds the
+negatives of the whole global batch and is the same on every rank.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import copy
 from typing import Any, Literal
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -74,11 +77,22 @@ class GCCObjective(nn.Module):
 
     @torch.no_grad()
     def _enqueue(self, keys: torch.Tensor) -> None:
+        keys = gather_ranks(keys.detach())
         size = self.queue.shape[0]
         ptr = int(self.queue_ptr)
         index = (torch.arange(len(keys), device=keys.device) + ptr) % size
-        self.queue[index] = keys.detach()
+        self.queue[index] = keys
         self.queue_ptr.fill_((ptr + len(keys)) % size)
+
+
+def gather_ranks(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` of every rank concatenated in rank order (itself outside data parallelism).
+    Ranks hold equal batch sizes: the distributed sampler pads every rank to the same count."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return tensor
+    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, tensor.contiguous())
+    return torch.cat(parts)
 
 
 def build_objective(encoder: nn.Module, *, mode: Literal["e2e", "moco"] = "e2e",

@@ -176,3 +176,31 @@ def test_graph_level_predictor_on_a_folder(tmp_path):
     assert frame["graph"].tolist() == ["path", "ring", "star"] and frame.shape == (3, 17)
     with pytest.raises(DomainfmError, match="holds no .edgelist"):
         build_predictor(level="graph")(_Model(), tmp_path / "out", tmp_path / "x")
+
+
+def _enqueue_on_rank(rank: int, address: str, out: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=address, rank=rank, world_size=2)
+    torch.manual_seed(0)
+    objective = build_objective(build_encoder("tiny"), mode="moco", queue_size=8)
+    keys = torch.full((2, objective.queue.shape[1]), float(rank + 1))
+    objective._enqueue(keys)
+    torch.save({"queue": objective.queue, "ptr": objective.queue_ptr}, f"{out}/rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_moco_queue_takes_the_keys_of_every_rank(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_enqueue_on_rank, args=(f"tcp://127.0.0.1:{port}", str(tmp_path)), nprocs=2)
+    queues = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    for q in queues:  # rank 0's two keys, then rank 1's, on both ranks
+        assert int(q["ptr"]) == 4
+        assert q["queue"][:4, 0].tolist() == [1.0, 1.0, 2.0, 2.0]
+    assert torch.equal(queues[0]["queue"], queues[1]["queue"])
