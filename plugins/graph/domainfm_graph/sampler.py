@@ -10,9 +10,9 @@ encoder embeds it) and a seed bit.
 Speed comes from doing every step for all views of a batch at once: the walks are numpy
 operations over CSR arrays, the eigenvectors come from one ``torch.linalg.eigh`` per group
 of similarly sized views, stacked as padded dense matrices, and the sign flips, truncation and
-normalisation run once over all nodes. Padding rows get ``-2`` on the
-diagonal, below every eigenvalue of a normalised adjacency (which lie in ``[-1, 1]``), so the
-top eigenvectors are never the padding's. Memory is bounded by the graphs' CSR arrays (plus a
+normalisation run once over all nodes. Padding rows get ``-2`` on the diagonal, below every
+eigenvalue of a normalised adjacency (which lie in ``[-1, 1]``), so the top eigenvectors are
+never the padding's. Memory is bounded by the graphs' CSR arrays (plus a
 dense bit matrix for graphs under ``dense_max_nodes``) and one batch: nothing accumulates.
 """
 
@@ -204,7 +204,8 @@ def featurize(collection: GraphCollection, views: Sequence[np.ndarray], rng: np.
         degree[flat] = deg[real].long()
     view = torch.repeat_interleave(torch.arange(len(views)), torch.from_numpy(sizes))
     k = torch.from_numpy(sizes - 2).clamp(0, pos_dim)[view]  # as GCC (ARPACK needs k < n - 1)
-    signs = torch.from_numpy(rng.choice(np.array([-1.0, 1.0], np.float32), size=(len(views), pos_dim)))
+    signs = torch.from_numpy(rng.choice(np.array([-1.0, 1.0], np.float32),
+                                        size=(len(views), pos_dim)))
     x = F.normalize(x * signs[view] * (torch.arange(pos_dim) < k[:, None]), p=2, dim=-1)
     seed = torch.zeros(len(x))
     seed[torch.from_numpy(starts[:-1])] = 1.0
