@@ -142,7 +142,8 @@ class DatasetRecord(Record):
     what a fine-tuning run on this data uses when the config names nothing else; the harness
     fine-tunes every dataset that has a default head this way. ``demo`` tunes ``domainfm demo``
     on this data: ``params`` (default ``tiny_params``), ``pretrain_steps``, ``finetune_steps``,
-    ``lr`` and ``finetune_params`` (data parameters of the few-label fine-tuning run).
+    ``lr``, ``finetune_params`` (data parameters of the few-label fine-tuning run) and
+    ``pretrain_optim`` / ``finetune_optim`` (optimiser settings over ``lr`` for each stage).
     """
 
     tiny_params: Mapping[str, Any] = field(default_factory=dict)

@@ -29,7 +29,7 @@ def demo_pairs(host: Host, plugins: list[str] | None = None) -> list[DatasetReco
 
 
 def _run_config(data: DatasetRecord, encoder: str, out: Path, name: str, steps: int,
-                params: dict[str, Any], lr: float) -> dict[str, Any]:
+                params: dict[str, Any], optim: dict[str, Any]) -> dict[str, Any]:
     return {
         "data": {"name": data.name, "params": params},
         "encoder": {"name": encoder, "preset": "tiny"},
@@ -37,7 +37,7 @@ def _run_config(data: DatasetRecord, encoder: str, out: Path, name: str, steps: 
         "seed": 0,
         "trainer": {"max_steps": steps, "enable_progress_bar": False, "log_every_n_steps": 5,
                     "limit_val_batches": 2, "val_check_interval": None},
-        "optim": {"lr": lr, "warmup": 0.1},
+        "optim": {"warmup": 0.1, **optim},
     }
 
 
@@ -56,12 +56,14 @@ def demo_plugin(host: Host, data: DatasetRecord, out: Path) -> dict[str, Any]:
     pre = domainfm.pretrain(_run_config(
         pretrain_data, encoder_name, out / data.plugin, "pretrain",
         int(pretrain_settings.get("pretrain_steps", 100)),
-        dict(pretrain_settings.get("params", pretrain_data.tiny_params)), lr))
+        dict(pretrain_settings.get("params", pretrain_data.tiny_params)),
+        {"lr": lr, **pretrain_settings.get("pretrain_optim", {})}))
     few = dict(settings.get("finetune_params", settings.get("params", data.tiny_params)))
     scores = {}
     for name, init in (("scratch", None), ("pretrained", str(pre.run_dir))):
         config = _run_config(data, encoder_name, out / data.plugin, f"finetune-{name}",
-                             int(settings.get("finetune_steps", 50)), few, lr)
+                             int(settings.get("finetune_steps", 50)), few,
+                             {"lr": lr, **settings.get("finetune_optim", {})})
         config["init"] = init
         tuned = domainfm.finetune(config)
         evaluation = domainfm.evaluate({
