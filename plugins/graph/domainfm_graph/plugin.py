@@ -35,7 +35,8 @@ def domainfm_datasets() -> list[DatasetRecord]:
             default_head="graph.linear",
             head_params={"num_classes": 4},
             default_metrics=("graph.micro_f1", "graph.accuracy"),
-            demo={"params": dict(_TINY_SAMPLING, nodes=120, folds=5), "pretrain_steps": 100, "finetune_steps": 40},
+            demo={"params": dict(_TINY_SAMPLING, nodes=120, folds=5), "pretrain_steps": 100,
+                  "finetune_steps": 150, "lr": 5e-3},
         ),
         DatasetRecord(
             "graph.graph_classification",
