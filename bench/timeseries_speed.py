@@ -161,7 +161,7 @@ def main() -> None:
                      f"{args.batch_size / statistics.median(batch_t[name]):.0f}"])
         print(rows[-1])
     cmd = (f"python bench/timeseries_speed.py --device {args.device} --threads {args.threads} "
-           f"--batch-size {args.batch_size}")
+           f"--batch-size {args.batch_size} --repeats {args.repeats}")
     text = "\n".join([
         f"## Time series: TTM 512-96 speed ({args.device})", "",
         f"`{cmd}` (run with `.venv-bench-timeseries/bin/python` to include the transformers and "
