@@ -179,18 +179,24 @@ class BMMAEEncoder(nn.Module):
             hidden.append(x[:, 1:])
         return self.norm(x), hidden
 
+    def encode_kept(self, image: torch.Tensor, keep: torch.Tensor
+                    ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        """Embed and encode the tokens where ``keep`` (B, M*N) is True.
+
+        Each case's kept tokens come first in position order, then padding up to the case with
+        the most. Returns :meth:`encode`'s output, the token ids (B, L) and ``valid`` (B, L),
+        False on padding.
+        """
+        length = int(keep.sum(1).max())
+        ids = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)[:, :length]
+        valid = keep.gather(1, ids)
+        out, hidden = self.encode(self.embed_tokens(image, ids), valid)
+        return out, hidden, ids, valid
+
     def forward(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor | list[torch.Tensor]]:
         image, present = self.inputs(batch)
-        (b, m), n = present.shape, self.num_patches
-        flat_present = present.repeat_interleave(n, dim=1)  # (B, M*N)
-        if bool(flat_present.all()):
-            ids, valid = torch.arange(m * n, device=image.device).expand(b, -1), None
-            token_mask = flat_present
-        else:  # present modalities' tokens first, then padding up to the longest case
-            length = int(flat_present.sum(1).max())
-            ids = torch.argsort((~flat_present).to(torch.int8), dim=1, stable=True)[:, :length]
-            token_mask = valid = flat_present.gather(1, ids)
-        out, hidden = self.encode(self.embed_tokens(image, ids), valid)
+        out, hidden, ids, token_mask = self.encode_kept(
+            image, present.repeat_interleave(self.num_patches, dim=1))
         return {"embedding": out[:, 0], "tokens": out[:, 1:], "hidden_states": hidden,
                 "token_ids": ids, "token_mask": token_mask, "present": present,
                 "image": image * present[:, :, None, None, None].to(image.dtype)}

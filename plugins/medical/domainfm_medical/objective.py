@@ -122,11 +122,7 @@ class MultimodalMAE(nn.Module):
         counts = self.visible_counts(present)
         rank = torch.rand(b, m, n, device=image.device).argsort(-1).argsort(-1)
         visible = rank < counts[..., None]  # (B, M, N)
-        flat = visible.reshape(b, m * n)
-        n_vis = flat.sum(1)
-        ids = torch.argsort((~flat).to(torch.int8), dim=1, stable=True)[:, : int(n_vis.max())]
-        valid = torch.arange(ids.shape[1], device=ids.device)[None] < n_vis[:, None]
-        encoded, _ = encoder.encode(encoder.embed_tokens(image, ids), valid)
+        encoded, _, ids, valid = encoder.encode_kept(image, visible.reshape(b, m * n))
         pred = self.decoder(encoded, ids, valid, present)
         return self.loss(pred, image, ~visible & present[..., None])
 
@@ -161,11 +157,8 @@ class MultimodalMAE(nn.Module):
         available = present & ~drop
         if not available.any(1).all():
             raise DomainfmError("reconstruction needs at least one available modality besides the missing ones")
-        flat = available.repeat_interleave(encoder.num_patches, 1)
-        n_vis = flat.sum(1)
-        ids = torch.argsort((~flat).to(torch.int8), dim=1, stable=True)[:, : int(n_vis.max())]
-        valid = torch.arange(ids.shape[1], device=ids.device)[None] < n_vis[:, None]
-        encoded, _ = encoder.encode(encoder.embed_tokens(image, ids), valid)
+        encoded, _, ids, valid = encoder.encode_kept(
+            image, available.repeat_interleave(encoder.num_patches, 1))
         pred = unpatchify(self.decoder(encoded, ids, valid, available | drop), self.patch_size, self.grid_size)
         wanted = list(missing) or list(self.modalities)
         return {k: pred[:, self.modalities.index(k)] for k in wanted}
