@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -27,16 +26,10 @@ import numpy as np
 import rasterio
 import torch
 
+from report import machine, peak_rss_mib, table, write_section  # bench/ is the script folder
+
 ROOT = Path(__file__).resolve().parent.parent
 TILE, OVERLAP, BATCH = 224, 32, 4
-
-
-def rss_mib() -> float:
-    """Peak resident set size of this process (VmHWM: unlike ru_maxrss, not inherited at exec)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def current_rss_mib() -> float:
@@ -90,7 +83,7 @@ def run_one(scene: Path, out: Path, device: str) -> dict:
     predict_scene(scene, out, fn, prep(), tile=TILE, overlap=OVERLAP, channels=2,
                   batch_size=BATCH, progress=False)
     elapsed = time.perf_counter() - start
-    peak = rss_mib()
+    peak = peak_rss_mib()
     with rasterio.open(scene) as src, rasterio.open(out) as dst:
         same_grid = (src.crs, src.transform, src.shape) == (dst.crs, dst.transform, dst.shape)
         size = src.width
@@ -147,9 +140,6 @@ def main() -> None:
 
     from domainfm_geospatial.predict import tile_origins
     from domainfm_geospatial.synthetic import scene_large
-
-    sys.path.insert(0, str(ROOT / "bench"))
-    from report import machine, table, write_section
 
     work = Path(tempfile.mkdtemp(prefix="geospatial-tiled-"))
     rows, results = [], []

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
-import sys
 import time
 from pathlib import Path
 
@@ -22,6 +20,8 @@ import torch
 from domainfm_graph.data import PretrainDataModule
 from domainfm_graph.encoder import build_encoder
 from domainfm_graph.objective import build_objective
+
+from report import machine, peak_rss_mib, table, write_section  # bench/ is the script folder
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,7 +83,7 @@ def main() -> None:
     if device.type == "cuda":
         peak = f"{torch.cuda.max_memory_allocated() / 2**20:.0f} MiB (GPU allocated)"
     else:
-        peak = f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB (process RSS)"
+        peak = f"{peak_rss_mib():.0f} MiB (process RSS)"
     params = sum(p.numel() for p in encoder.parameters())
     row = [args.device, args.precision, args.threads, args.batch_size,
            f"{model_only:.0f} (CPU time: {model_cpu:.0f})",
@@ -91,9 +91,6 @@ def main() -> None:
     print(row)
     if args.no_report:
         return
-    sys.path.insert(0, str(ROOT / "bench"))
-    from report import machine, table, write_section
-
     key = f"graph-pretrain-{args.device.split(':')[0]}-{args.precision}"
     write_section(key, "\n".join([
         f"## Graph: GCC pretraining throughput, paper preset ({params:,} parameters), "

@@ -7,8 +7,9 @@ ways: ``monai-joint`` lays the modalities side by side in one volume (BM-MAE's t
 attention: the same computation in MONAI's implementation), ``monai-4ch`` takes them as
 channels of one volume (a quarter of our tokens: a different, cheaper model) and
 ``monai-per-mod`` as 4 single-channel volumes (our token count, but attention within each
-modality only). Each configuration runs in its own process so peak RSS (CPU) or
-``max_memory_allocated`` (CUDA) is its own.
+modality only). Timing interleaves the four models step by step in one process, so a busy
+machine slows them alike; peak memory comes from a short run of each model in its own process,
+so that peak RSS (CPU) or ``max_memory_allocated`` (CUDA) is its own.
 
     .venv/bin/python bench/medical_throughput.py [--device cpu|cuda] [--presets tiny base]
 """
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import machine, peak_rss_mib, table, write_section  # bench/ is the script folder
 
 MODELS = ("ours", "monai-joint", "monai-4ch", "monai-per-mod")
 
@@ -82,37 +82,60 @@ def tokens_per_volume(model: str, preset: str) -> int:
     return patches if model == "monai-4ch" else 4 * patches
 
 
-def measure(model: str, preset: str, device: str, batch: int, steps: int) -> dict:
-    from domainfm_medical.encoder import PRESETS
+class Trainer:
+    """One model with its AdamW, taking timed training steps on a fixed random batch."""
 
-    torch.manual_seed(0)
-    step, modules = build(model, preset)
-    params = [p for m in modules for p in m.to(device).parameters()]
-    optimizer = torch.optim.AdamW([p for p in params if p.requires_grad], lr=1e-4, foreach=True)
-    size = PRESETS[preset]["img_size"]
-    x = torch.randn(batch, 4, size, size, size, device=device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
-    times = []
-    for i in range(steps + 1):  # the first step warms up and is not timed
-        if device == "cuda":
+    def __init__(self, model: str, preset: str, device: str, batch: int) -> None:
+        from domainfm.engine.optim import adamw
+        from domainfm_medical.encoder import PRESETS
+
+        torch.manual_seed(0)
+        self.step_fn, modules = build(model, preset)
+        self.params = [p for m in modules for p in m.to(device).parameters()]
+        self.optimizer = adamw([p for p in self.params if p.requires_grad], lr=1e-4)  # the engine's
+        size = PRESETS[preset]["img_size"]
+        self.x = torch.randn(batch, 4, size, size, size, device=device)
+        self.device = device
+        self.loss = float("nan")
+
+    def step(self) -> float:
+        """Seconds for forward + loss + backward + AdamW."""
+        cuda = self.device == "cuda"
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
+        if cuda:
             torch.cuda.synchronize()
         t = time.perf_counter()
         with autocast:
-            loss = step(x)
-        optimizer.zero_grad()
+            loss = self.step_fn(self.x)
+        self.optimizer.zero_grad()
         loss.backward()
-        optimizer.step()
-        if device == "cuda":
+        self.optimizer.step()
+        if cuda:
             torch.cuda.synchronize()
-        if i:
-            times.append(time.perf_counter() - t)
-    seconds = sorted(times)[len(times) // 2]
+        self.loss = float(loss.detach())
+        return time.perf_counter() - t
+
+
+def interleaved_seconds(trainers: dict[str, Trainer], steps: int) -> dict[str, float]:
+    """Median step time per model; each round runs every model once, in a rotating order."""
+    for trainer in trainers.values():
+        trainer.step()  # warm-up, not timed
+    times: dict[str, list[float]] = {name: [] for name in trainers}
+    names = list(trainers)
+    for i in range(steps):
+        for name in names[i % len(names):] + names[: i % len(names)]:
+            times[name].append(trainers[name].step())
+    return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
+
+
+def peak_memory(model: str, preset: str, device: str, batch: int, steps: int = 2) -> float:
+    """Peak memory (MiB) of a few training steps of one model, in this process."""
+    trainer = Trainer(model, preset, device, batch)
+    for _ in range(steps):
+        trainer.step()
     if device == "cuda":
-        peak = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"model": model, "preset": preset, "seconds": seconds, "volumes_per_s": batch / seconds,
-            "peak_mib": peak, "params_m": sum(p.numel() for p in params) / 1e6, "loss": float(loss)}
+        return torch.cuda.max_memory_allocated() / 2**20
+    return peak_rss_mib()
 
 
 def main() -> None:
@@ -128,35 +151,39 @@ def main() -> None:
     batches = dict(zip(args.presets, args.batch + args.batch[-1:] * len(args.presets)))
     if args.one:
         model, preset = args.one
-        print(json.dumps(measure(model, preset, args.device, batches[preset], args.steps)))
+        print(json.dumps({"peak_mib": peak_memory(model, preset, args.device, batches[preset])}))
         return
-
-    from report import machine, table, write_section
 
     rows, results = [], {}
     for preset in args.presets:
+        trainers = {model: Trainer(model, preset, args.device, batches[preset]) for model in MODELS}
+        seconds = interleaved_seconds(trainers, args.steps)
         for model in MODELS:
             cmd = [sys.executable, __file__, "--one", model, preset, "--device", args.device,
-                   "--presets", *args.presets, "--batch", *map(str, args.batch), "--steps", str(args.steps),
+                   "--presets", *args.presets, "--batch", *map(str, args.batch),
                    "--threads", str(args.threads)]
             out = subprocess.run(cmd, capture_output=True, text=True)
             if out.returncode:
                 print(out.stderr[-3000:], file=sys.stderr)
                 raise SystemExit(f"{model} {preset} failed")
-            r = json.loads(out.stdout.strip().splitlines()[-1])
+            peak = json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"]
+            params = sum(p.numel() for p in trainers[model].params) / 1e6
+            r = {"seconds": seconds[model], "volumes_per_s": batches[preset] / seconds[model]}
             results[(preset, model)] = r
-            print(r, flush=True)
+            print(model, preset, r, f"{peak:.0f} MiB", flush=True)
             tokens = tokens_per_volume(model, preset)
-            rows.append([preset, model, batches[preset], f"{r['params_m']:.1f}", f"{r['seconds']:.3f}",
+            rows.append([preset, model, batches[preset], f"{params:.1f}", f"{r['seconds']:.3f}",
                          f"{r['volumes_per_s']:.2f}", tokens, f"{r['volumes_per_s'] * tokens:.0f}",
-                         f"{r['peak_mib']:.0f}"])
+                         f"{peak:.0f}"])
+        del trainers
     verdicts = []
     for preset in args.presets:
         ours = results[(preset, "ours")]["volumes_per_s"]
         for other in MODELS[1:]:
             ratio = ours / results[(preset, other)]["volumes_per_s"]
             verdicts.append(f"{preset}: ours / {other} = {ratio:.2f}x")
-    memory = "peak RSS of the process (MiB)" if args.device == "cpu" else "peak CUDA memory allocated (MiB)"
+    memory = ("peak RSS (VmHWM, MiB) of a short run of each model in its own process" if args.device == "cpu"
+              else "peak CUDA memory allocated (MiB)")
     command = (f"`.venv/bin/python bench/medical_throughput.py --device {args.device} --presets "
                f"{' '.join(args.presets)} --batch {' '.join(map(str, args.batch))} --steps {args.steps} "
                f"--threads {args.threads}`")
@@ -164,11 +191,12 @@ def main() -> None:
         f"## Medical: pretraining throughput and memory, BM-MAE vs MONAI MaskedAutoEncoderViT ({args.device})",
         "",
         f"Command: {command}. Machine: {machine()}; {args.threads} thread(s); median of {args.steps} "
-        f"timed steps after one warm-up; {'bf16 autocast' if args.device == 'cuda' else 'fp32'}.",
+        f"timed steps after one warm-up, the models' steps interleaved; "
+        f"{'bf16 autocast' if args.device == 'cuda' else 'fp32'}.",
         "",
         "A volume is one case of 4 modalities (tiny: 4 x 32^3, patch 8, 192 wide, 4 blocks; base: "
         "4 x 128^3, patch 16, ViT-B 768/12 blocks/12 heads/MLP 1536). Step = forward + masked MSE + "
-        "backward + AdamW (foreach, for every model). `monai-joint` lays the 4 modalities side "
+        "backward + the engine's AdamW (fused kernel, for every model). `monai-joint` lays the 4 modalities side "
         "by side in one single-channel "
         "volume: the same tokens and the same joint attention over all modalities as BM-MAE, so "
         "it compares implementations of the same computation. `monai-4ch` feeds the modalities as channels (4x fewer tokens, no "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import platform
 import re
+import resource
 from pathlib import Path
 
 import torch
@@ -22,6 +23,17 @@ def machine() -> str:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU threads, "
             f"{gpu}, torch {torch.__version__}")
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process (VmHWM: unlike ru_maxrss, not inherited at exec,
+    so a child started by a big parent reports its own peak)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def write_section(key: str, markdown: str, path: Path = BENCHMARKS) -> None:

@@ -1,11 +1,12 @@
-"""Config parsing: overrides, shorthands and schema errors."""
+"""Config parsing (overrides, shorthands, schema errors) and the optimiser it configures."""
 
 from __future__ import annotations
 
 import pytest
+import torch
 
 from domainfm.config import ConfigError, load_config
-from domainfm.engine.optim import warmup_cosine
+from domainfm.engine.optim import adamw, warmup_cosine
 
 
 def test_overrides_are_parsed_as_yaml_and_nested():
@@ -47,3 +48,22 @@ def test_warmup_then_cosine_schedule():
     assert factor(10) == pytest.approx(1.0) and factor(55) == pytest.approx(0.5)
     assert factor(100) == pytest.approx(0.0, abs=1e-9)
     assert warmup_cosine(100, 5, "constant", 0.0)(50) == 1.0
+
+
+def test_fused_adamw_takes_the_same_steps_as_foreach():
+    torch.manual_seed(0)
+    fused_model, foreach_model = torch.nn.Linear(8, 4), torch.nn.Linear(8, 4)
+    foreach_model.load_state_dict(fused_model.state_dict())
+    start = fused_model.weight.detach().clone()
+    fused = adamw(fused_model.parameters(), lr=0.1, weight_decay=0.01)
+    foreach = adamw([{"params": list(foreach_model.parameters())}], fused=False, lr=0.1, weight_decay=0.01)
+    assert fused.defaults["fused"] and foreach.defaults["foreach"] and not foreach.defaults["fused"]
+    x = torch.randn(16, 8)
+    for _ in range(3):
+        for model, optimizer in ((fused_model, fused), (foreach_model, foreach)):
+            optimizer.zero_grad()
+            model(x).pow(2).mean().backward()
+            optimizer.step()
+    for p, q in zip(fused_model.parameters(), foreach_model.parameters()):
+        assert torch.allclose(p, q, atol=1e-6)
+    assert (fused_model.weight - start).abs().mean() > 0.05  # three real steps were taken

