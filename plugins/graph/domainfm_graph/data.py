@@ -71,10 +71,9 @@ class PretrainInstances(_Instances):
         rng = self.rng(indices)
         seeds = self.seeds[np.asarray(indices, dtype=np.int64)]
         views = ego_views(self.collection, np.concatenate([seeds, seeds]), rng, **self.walk)
-        b = len(seeds)
+        graph, graph_k = featurize(self.collection, views, rng, parts=2, **self.features)
         return {"index": torch.as_tensor(np.asarray(indices, dtype=np.int64)),
-                "graph": featurize(self.collection, views[:b], rng, **self.features),
-                "graph_k": featurize(self.collection, views[b:], rng, **self.features)}
+                "graph": graph, "graph_k": graph_k}
 
 
 class NodeInstances(_Instances):
@@ -94,12 +93,11 @@ class NodeInstances(_Instances):
         seeds = self.nodes[idx]
         repeat = 2 if self.two_views else 1
         views = ego_views(self.collection, np.tile(seeds, repeat), rng, **self.walk)
-        b = len(seeds)
-        out = {"target": torch.as_tensor(self.labels[idx]),
-               "graph": featurize(self.collection, views[:b], rng, **self.features),
+        graphs = featurize(self.collection, views, rng, parts=repeat, **self.features)
+        out = {"target": torch.as_tensor(self.labels[idx]), "graph": graphs[0],
                "index": torch.as_tensor(seeds)}
         if self.two_views:
-            out["graph_k"] = featurize(self.collection, views[b:], rng, **self.features)
+            out["graph_k"] = graphs[1]
         return out
 
 
@@ -117,12 +115,13 @@ class GraphInstances(_Instances):
     def __getitems__(self, indices: list[int]) -> dict[str, Any]:
         rng = self.rng(indices)
         idx = np.asarray(indices, dtype=np.int64)
-        views = whole_graph_views(self.collection, self.graph_ids[idx])
-        out = {"target": torch.as_tensor(self.labels[idx]),
-               "graph": featurize(self.collection, views, rng, **self.features),
+        repeat = 2 if self.two_views else 1  # the second view: same graph, other eigenvector signs
+        views = whole_graph_views(self.collection, self.graph_ids[idx]) * repeat
+        graphs = featurize(self.collection, views, rng, parts=repeat, **self.features)
+        out = {"target": torch.as_tensor(self.labels[idx]), "graph": graphs[0],
                "index": torch.as_tensor(self.graph_ids[idx])}
-        if self.two_views:  # same graph, independent eigenvector signs
-            out["graph_k"] = featurize(self.collection, views, rng, **self.features)
+        if self.two_views:
+            out["graph_k"] = graphs[1]
         return out
 
 

@@ -170,20 +170,22 @@ def whole_graph_views(collection: GraphCollection, graph_ids: np.ndarray) -> lis
 
 
 def featurize(collection: GraphCollection, views: Sequence[np.ndarray], rng: np.random.Generator,
-              *, pos_dim: int = 32, max_degree: int = 512, bucket: int = 8) -> Batch:
-    """A PyG ``Batch`` of the views with GCC's features.
+              *, pos_dim: int = 32, max_degree: int = 512, bucket: int = 8, parts: int = 1) -> list[Batch]:
+    """PyG ``Batch``es of the views with GCC's features: ``parts`` of them, of consecutive views.
 
     ``x``: ``(N, pos_dim)`` eigenvector features; ``degree``: ``(N,)`` degree inside the view
     (clamped at ``max_degree``); ``seed``: ``(N,)`` 1 at each view's seed; ``edge_index``;
     ``batch``/``ptr``. Eigenvector signs are arbitrary, so each is flipped at random from ``rng``:
     the same seed gives the same features. Only the adjacency and the eigendecomposition run per
-    group of views padded to the same size (a multiple of ``bucket``); the rest runs once.
+    group of views padded to the same size (a multiple of ``bucket``), and the groups span all
+    parts (both views of a pretraining batch share them); the rest runs once.
     """
     sizes = np.array([len(v) for v in views], dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(sizes)])
+    bounds = np.linspace(0, len(views), parts + 1).astype(np.int64)  # views of each part
     x = torch.zeros(int(starts[-1]), pos_dim)
     degree = torch.zeros(int(starts[-1]), dtype=torch.long)
-    edges = [np.zeros((2, 0), dtype=np.int64)]
+    edges: list[list[np.ndarray]] = [[np.zeros((2, 0), dtype=np.int64)] for _ in range(parts)]
     padded = -(-sizes // bucket) * bucket
     for size in np.unique(padded):
         members = np.flatnonzero(padded == size)
@@ -191,7 +193,10 @@ def featurize(collection: GraphCollection, views: Sequence[np.ndarray], rng: np.
         for row, v in enumerate(members):
             bits[row, :sizes[v], :sizes[v]] = collection.adjacency(views[v])
         b, ij = np.divmod(np.flatnonzero(bits), size * size)  # 2x faster than a 3D nonzero
-        edges.append(np.stack(np.divmod(ij, size)) + starts[members][b])
+        found = np.stack(np.divmod(ij, size)) + starts[members][b]
+        cuts = np.searchsorted(members[b], bounds)  # edges come in view order within a group
+        for part in range(parts):
+            edges[part].append(found[:, cuts[part]:cuts[part + 1]])
         a = torch.from_numpy(bits).float()
         real = torch.arange(size) < torch.from_numpy(sizes[members])[:, None]  # (b, size)
         deg = a.sum(-1)
@@ -209,9 +214,15 @@ def featurize(collection: GraphCollection, views: Sequence[np.ndarray], rng: np.
     x = F.normalize(x * signs[view] * (torch.arange(pos_dim) < k[:, None]), p=2, dim=-1)
     seed = torch.zeros(len(x))
     seed[torch.from_numpy(starts[:-1])] = 1.0
-    return Batch(x=x, degree=degree.clamp_(max=max_degree), seed=seed,
-                 edge_index=torch.from_numpy(np.concatenate(edges, 1)), batch=view,
-                 ptr=torch.from_numpy(starts), num_nodes=len(x))
+    degree = degree.clamp_(max=max_degree)
+    out = []
+    for part, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+        first, last = int(starts[lo]), int(starts[hi])
+        out.append(Batch(x=x[first:last], degree=degree[first:last], seed=seed[first:last],
+                         edge_index=torch.from_numpy(np.concatenate(edges[part], 1) - first),
+                         batch=view[first:last] - int(lo),
+                         ptr=torch.from_numpy(starts[lo:hi + 1] - first), num_nodes=last - first))
+    return out
 
 
 def split_views(batch: Batch) -> list[Data]:

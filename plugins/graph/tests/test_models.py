@@ -28,7 +28,7 @@ def karate():
 
 def views_batch(collection, seeds, seed=0):
     rng = np.random.default_rng(seed)
-    return featurize(collection, ego_views(collection, np.asarray(seeds), rng, rw_hops=32), rng)
+    return featurize(collection, ego_views(collection, np.asarray(seeds), rng, rw_hops=32), rng)[0]
 
 
 def test_paper_preset_shape_and_readout(karate):

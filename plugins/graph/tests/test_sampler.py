@@ -51,7 +51,7 @@ def test_features_match_the_definition():
     c = GraphCollection([from_networkx(nx.karate_club_graph())])
     rng = np.random.default_rng(1)
     views = ego_views(c, np.array([0, 5, 33]), rng, rw_hops=64)
-    batch = featurize(c, views, rng, pos_dim=32)
+    (batch,) = featurize(c, views, rng, pos_dim=32)
     for data, nodes in zip(split_views(batch), views):
         n = len(nodes)
         a = c.adjacency(nodes).astype(np.float64)
@@ -77,7 +77,7 @@ def test_features_match_the_definition():
 def test_small_and_isolated_views_are_zero_padded_and_finite():
     c = two_components()
     rng = np.random.default_rng(0)
-    batch = featurize(c, [np.arange(34, 39), np.array([39])], rng)
+    (batch,) = featurize(c, [np.arange(34, 39), np.array([39])], rng)
     cycle, isolated = split_views(batch)
     assert cycle.num_nodes == 5 and (cycle.x[:, 3:] == 0).all()  # k = n - 2 = 3
     assert (cycle.x[:, :3] != 0).any(dim=0).all()
@@ -89,7 +89,7 @@ def test_small_and_isolated_views_are_zero_padded_and_finite():
 def test_features_are_reproducible_from_the_seed():
     c = two_components()
     make = lambda s: featurize(c, ego_views(c, np.array([0, 2]), np.random.default_rng(s)),  # noqa: E731
-                               np.random.default_rng(s))
+                               np.random.default_rng(s))[0]
     a, b, other = make(3), make(3), make(4)
     assert torch.equal(a.x, b.x) and torch.equal(a.edge_index, b.edge_index)
     assert not torch.equal(a.x, other.x) if a.x.shape == other.x.shape else True
@@ -123,3 +123,17 @@ def test_large_graph_sparse_fallback_agrees_with_dense():
 def test_graph_from_edges_is_simple():
     g = Graph.from_edges(np.array([0, 1, 1, 2]), np.array([1, 0, 1, 0]), 3)
     assert g.num_edges == 2 and g.dropped == {"self_loops": 1, "duplicate_edges": 1}
+
+
+def test_parts_are_the_consecutive_views_of_one_batch():
+    c = two_components()
+    views = ego_views(c, np.array([0, 33, 35, 2, 39, 36]), np.random.default_rng(2), rw_hops=64)
+    (whole,) = featurize(c, views, np.random.default_rng(5))
+    first, second = featurize(c, views, np.random.default_rng(5), parts=2)
+    assert first.num_graphs == second.num_graphs == 3
+    for part in (first, second):
+        assert part.ptr[0] == 0 and part.ptr[-1] == part.num_nodes == len(part.x)
+        assert part.batch.max() == 2 and 0 <= part.edge_index.min() and part.edge_index.max() < part.num_nodes
+    for mine, theirs in zip(split_views(first) + split_views(second), split_views(whole)):
+        for key in ("x", "degree", "seed", "edge_index"):
+            assert torch.equal(mine[key], theirs[key]), key
