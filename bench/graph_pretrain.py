@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from domainfm.engine.optim import adamw
 from domainfm_graph.data import PretrainDataModule
 from domainfm_graph.encoder import build_encoder
 from domainfm_graph.objective import build_objective
@@ -32,7 +33,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-report", action="store_true")
     args = parser.parse_args()
@@ -46,7 +47,7 @@ def main() -> None:
     torch.manual_seed(0)
     encoder = build_encoder("gcc").to(device)
     objective = build_objective(encoder).to(device)
-    optimizer = torch.optim.AdamW(encoder.parameters(), lr=5e-3, weight_decay=1e-5)
+    optimizer = adamw(encoder.parameters(), lr=5e-3, weight_decay=1e-5)  # the engine's
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16")
 
     def step(batch: dict) -> None:
