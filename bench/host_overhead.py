@@ -114,7 +114,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for batch in (16, 128):
             bare, engine = [], []
-            for i in range(2):  # interleaved, best of two, so drift on a shared machine cancels
+            for i in range(args.repeats):  # interleaved, best of each, so a busy spell hits both
                 bare.append(bare_step_time(args.steps, batch))
                 engine.append(engine_step_time(args.steps, Path(tmp) / f"{batch}-{i}", batch))
             bare_ms, engine_ms = 1000 * min(bare), 1000 * min(engine)
@@ -131,7 +131,7 @@ def main() -> None:
         "",
         table(["measure", "value"], rows),
         "",
-        f"Steady state from step {WARMUP_STEPS} to {args.steps}, best of two runs each. The engine "
+        f"Steady state from step {WARMUP_STEPS} to {args.steps}, best of {args.repeats} interleaved runs each. The engine "
         "adds a roughly fixed cost per step (Lightning's loop, logging, LR monitor, checkpoint "
         "bookkeeping), so its share shrinks as steps get heavier.",
     ])
