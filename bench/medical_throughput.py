@@ -96,7 +96,6 @@ class Trainer:
         size = PRESETS[preset]["img_size"]
         self.x = torch.randn(batch, 4, size, size, size, device=device)
         self.device = device
-        self.loss = float("nan")
 
     def step(self) -> float:
         """Seconds for forward + loss + backward + AdamW."""
@@ -112,7 +111,6 @@ class Trainer:
         self.optimizer.step()
         if cuda:
             torch.cuda.synchronize()
-        self.loss = float(loss.detach())
         return time.perf_counter() - t
 
 
