@@ -28,7 +28,8 @@ import torch
 
 from domainfm.engine.optim import adamw
 
-from report import machine, peak_rss_mib, table, write_section  # bench/ is the script folder
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import machine, peak_rss_mib, table, write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_VENV = ROOT / ".venv-bench-geospatial" / "bin" / "python"

@@ -26,7 +26,8 @@ import numpy as np
 import rasterio
 import torch
 
-from report import machine, peak_rss_mib, table, write_section  # bench/ is the script folder
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import machine, peak_rss_mib, table, write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TILE, OVERLAP, BATCH = 224, 32, 4

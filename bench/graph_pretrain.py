@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -22,7 +23,8 @@ from domainfm_graph.data import PretrainDataModule
 from domainfm_graph.encoder import build_encoder
 from domainfm_graph.objective import build_objective
 
-from report import machine, peak_rss_mib, table, write_section  # bench/ is the script folder
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import machine, peak_rss_mib, table, write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

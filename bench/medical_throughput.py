@@ -25,7 +25,8 @@ from pathlib import Path
 
 import torch
 
-from report import machine, peak_rss_mib, table, write_section  # bench/ is the script folder
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import machine, peak_rss_mib, table, write_section  # noqa: E402
 
 MODELS = ("ours", "monai-joint", "monai-4ch", "monai-per-mod")
 

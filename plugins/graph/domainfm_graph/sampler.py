@@ -214,7 +214,7 @@ def featurize(collection: GraphCollection, views: Sequence[np.ndarray], rng: np.
     x = F.normalize(x * signs[view] * (torch.arange(pos_dim) < k[:, None]), p=2, dim=-1)
     seed = torch.zeros(len(x))
     seed[torch.from_numpy(starts[:-1])] = 1.0
-    degree = degree.clamp_(max=max_degree)
+    degree.clamp_(max=max_degree)
     out = []
     for part, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
         first, last = int(starts[lo]), int(starts[hi])
