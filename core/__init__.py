@@ -1,19 +1,20 @@
 """domainfm: pretrain and fine-tune domain foundation models through one plugin host.
 
-The public face: every CLI verb is one of these functions.
+The public face: every CLI verb is one of these functions, and the types they take and return.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
+from domainfm.errors import DomainfmError  # noqa: E402
 from domainfm.hookspecs import hookimpl  # noqa: E402
 
 _API = {"RunResult", "evaluate", "export", "finetune", "load_encoder", "load_model", "pack",
         "predict", "predict_from_config", "pretrain"}
-_MORE = {"ExportedModel": "domainfm.export_folder", "DomainfmError": "domainfm.host",
-         "get_host": "domainfm.host", "load_config": "domainfm.config",
-         "RunConfig": "domainfm.config", "demo": "domainfm.showcase"}
+_MORE = {"Model": "domainfm.model", "Host": "domainfm.host", "load_config": "domainfm.config",
+         "RunConfig": "domainfm.config", "ModelSpec": "domainfm.spec", "DataSpec": "domainfm.spec",
+         "demo": "domainfm.showcase"}
 
-__all__ = sorted({"hookimpl", *_API, *_MORE})
+__all__ = sorted({"DomainfmError", "hookimpl", *_API, *_MORE})
 
 
 def __getattr__(name: str):

@@ -1,7 +1,9 @@
 """The ``domainfm`` command: parse arguments, call the public functions, print.
 
-Errors a user can fix (unknown names, bad config keys, broken exports) print one line and exit
-with status 2; nothing is written before the config has been validated.
+Every verb builds one :class:`~domainfm.host.Host` from its ``--disable-plugin`` options and
+hands it to the public function it calls. Errors a user can fix (unknown names, bad config
+values, broken files or data) print one line and exit with status 2, and nothing is written;
+any other failure prints one line too (exit 1). ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -11,14 +13,18 @@ import os
 import sys
 from collections.abc import Sequence
 
-from domainfm.host import DISABLE_ENV, DomainfmError, get_host
+from domainfm.errors import DomainfmError
+from domainfm.host import DISABLE_ENV, Host
 
 EXIT_USAGE = 2
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--disable-plugin", action="append", default=[], metavar="NAME",
+    parser.add_argument("--disable-plugin", action="append", default=argparse.SUPPRESS,
+                        metavar="NAME",
                         help=f"do not load this plugin (repeatable; also ${DISABLE_ENV}=a,b)")
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the traceback of an error")
 
 
 def _run_options(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="domainfm", description="Pretrain and fine-tune domain foundation models.")
     _common(parser)
+    parser.set_defaults(disable_plugin=[], debug=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _common(sub.add_parser("plugins", help="list installed plugins and their status"))
     components = sub.add_parser("components", help="list registered components")
@@ -89,8 +96,7 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None
             print("  ".join("-" * w for w in widths))
 
 
-def cmd_plugins(args: argparse.Namespace) -> int:
-    host = get_host(args.disable_plugin)
+def cmd_plugins(args: argparse.Namespace, host: Host) -> int:
     rows = []
     for info in sorted(host.plugins.values(), key=lambda i: i.name):
         detail = info.error if info.error else f"{len(info.components)} components"
@@ -101,8 +107,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_components(args: argparse.Namespace) -> int:
-    host = get_host(args.disable_plugin)
+def cmd_components(args: argparse.Namespace, host: Host) -> int:
     rows = []
     for record in host.components(args.kind):
         extra = f" [presets: {', '.join(record.presets)}]" if record.kind == "encoder" else ""
@@ -111,15 +116,14 @@ def cmd_components(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def cmd_run(args: argparse.Namespace, host: Host) -> int:
     import domainfm
 
-    get_host(args.disable_plugin)
     if args.command == "predict":
-        for path in domainfm.predict_from_config(args.config, _overrides(args)):
+        for path in domainfm.predict_from_config(args.config, _overrides(args), host=host):
             print(path)
         return 0
-    result = getattr(domainfm, args.command)(args.config, _overrides(args))
+    result = getattr(domainfm, args.command)(args.config, _overrides(args), host=host)
     if result.module is None or result.module.trainer.is_global_zero:
         print(f"run folder: {result.run_dir}")
         for key, value in sorted(result.metrics.items()):
@@ -127,30 +131,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_export(args: argparse.Namespace) -> int:
+def cmd_export(args: argparse.Namespace, host: Host) -> int:
     import domainfm
 
-    get_host(args.disable_plugin)
     path = domainfm.export(args.source, args.destination, merge_lora=not args.keep_lora,
-                           overwrite=args.overwrite)
+                           overwrite=args.overwrite, host=host)
     print(f"exported to {path}")
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
+def cmd_demo(args: argparse.Namespace, host: Host) -> int:
     from domainfm.showcase import demo
 
-    get_host(args.disable_plugin)
-    demo(plugins=args.plugin or None, output=args.output)
+    demo(plugins=args.plugin or None, output=args.output, host=host)
     return 0
 
 
-def cmd_pack(args: argparse.Namespace) -> int:
+def cmd_pack(args: argparse.Namespace, host: Host) -> int:
     import yaml
 
     import domainfm.api
 
-    get_host(args.disable_plugin)
     params = {}
     if args.config:
         from domainfm.config import load_config
@@ -165,7 +166,8 @@ def cmd_pack(args: argparse.Namespace) -> int:
             raise DomainfmError(f"--param {item!r}: expected KEY=VALUE")
         params[key] = yaml.safe_load(value)
     path = domainfm.api.pack(args.dataset, args.destination, params, splits=args.split or ("train", "val"),
-                             samples_per_shard=args.samples_per_shard, overwrite=args.overwrite)
+                             samples_per_shard=args.samples_per_shard, overwrite=args.overwrite,
+                             host=host)
     print(f"shards written to {path}")
     return 0
 
@@ -178,12 +180,20 @@ COMMANDS = {"plugins": cmd_plugins, "components": cmd_components, "pretrain": cm
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
-    except DomainfmError as exc:
-        print(f"domainfm {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return COMMANDS[args.command](args, Host(disable=args.disable_plugin))
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - one exit path: one line, or the traceback on --debug
+        if args.debug:
+            raise
+        user = isinstance(exc, DomainfmError)
+        what = "error" if user else f"internal error ({type(exc).__name__}; --debug shows where)"
+        print(f"domainfm {args.command}: {what}: {one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE if user else 1
+
+
+def one_line(exc: BaseException) -> str:
+    return " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or repr(exc)
 
 
 if __name__ == "__main__":  # pragma: no cover

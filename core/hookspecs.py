@@ -4,10 +4,11 @@ A plugin is a module (registered under the entry-point group ``domainfm``) whose
 decorated with :data:`hookimpl` and named after the specifications below. Implement only the
 hooks you need; the host reports any function called ``domainfm_*`` that matches no hook here.
 
-Component hooks return lists of typed records (:mod:`domainfm.records`). Lifecycle hooks let a
-plugin or a third party change a run without forking it: add callbacks, shape optimiser
-parameter groups, adapt an encoder before fine-tuning (LoRA is built on that hook), observe the
-start and end of training and add sections to an exported model card.
+Component hooks return lists of typed records (:mod:`domainfm.records`). Adapter hooks change
+an encoder's structure for fine-tuning and rebuild it when a saved model is loaded (the
+built-in LoRA and linear-probe adapters use them, as a third party would). Lifecycle hooks let
+a plugin or a third party change a run without forking it: add callbacks, shape optimiser
+parameter groups, observe the start and end of training and add sections to a model card.
 
 Example::
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover - types only
     from torch import nn
 
     from domainfm.config import RunConfig
+    from domainfm.spec import AdapterSpec
     from domainfm.records import (
         DatasetRecord,
         EncoderRecord,
@@ -81,9 +83,6 @@ def domainfm_predictors() -> list[PredictorRecord]:
     """Writers of predictions as domain files (NIfTI, GeoTIFF, CSV, ``.npy``...)."""
 
 
-# --------------------------------------------------------------------------- lifecycle
-
-
 @hookspec
 def domainfm_configure_run(
     stage: Stage, config: RunConfig, callbacks: list[pl.Callback]
@@ -102,13 +101,39 @@ def domainfm_param_groups(
     """
 
 
-@hookspec
-def domainfm_adapt_encoder(encoder: nn.Module, config: RunConfig) -> None:
-    """Modify a loaded encoder in place before fine-tuning (adapters, freezing, pruning...).
+# --------------------------------------------------------------------------- adapters
 
-    Called after pretrained weights are loaded and before the head is built. The built-in LoRA
-    plugin implements this hook when ``config.mode == "lora"``.
+
+@hookspec
+def domainfm_adapt_encoder(encoder: nn.Module, adapter: AdapterSpec) -> bool | None:
+    """Apply ``adapter`` (named in the run config's ``adapters``, or by ``mode``) in place.
+
+    Called after the encoder's first weights are loaded and before the head is built. Return
+    True when this plugin provides ``adapter.name``; exactly one plugin must. Freeze what should
+    not train (``requires_grad_(False)``): an encoder left with no trainable parameter is run
+    frozen (eval mode, no gradient), which is how ``linear_probe`` works.
     """
+
+
+@hookspec
+def domainfm_restore_adapter(encoder: nn.Module, adapter: AdapterSpec) -> bool | None:
+    """Give a freshly built encoder the structure ``adapter`` gave it, before a saved model's
+    weights are loaded (e.g. the LoRA layers of a model exported with ``--keep-lora``).
+
+    Return True when this plugin provides ``adapter.name``.
+    """
+
+
+@hookspec
+def domainfm_merge_adapter(encoder: nn.Module, adapter: AdapterSpec) -> bool | None:
+    """Fold ``adapter`` into the encoder's plain weights for an export, in place.
+
+    Return True when merged (the export then lists it under ``provenance.merged_adapters`` and
+    loads without it); None when this plugin does not provide ``adapter.name``.
+    """
+
+
+# --------------------------------------------------------------------------- lifecycle
 
 
 @hookspec

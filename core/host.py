@@ -7,7 +7,6 @@ recorded with its error and skipped, and every other plugin keeps working.
 
 from __future__ import annotations
 
-import difflib
 import os
 import traceback
 from collections.abc import Iterable
@@ -19,24 +18,13 @@ from typing import Any
 import pluggy
 
 from domainfm import hookspecs
+from domainfm.errors import ComponentConflict, ComponentNotFound, DomainfmError
 from domainfm.records import KINDS, RECORD_TYPES, Kind, Record
+from domainfm.schema import did_you_mean
 
 ENTRY_POINT_GROUP = "domainfm"
 DISABLE_ENV = "DOMAINFM_DISABLE_PLUGINS"
-BUILTIN_PLUGINS = ("domainfm.lora", "domainfm.streaming")
-
-
-class DomainfmError(Exception):
-    """An error a user can fix; the CLI prints it without a traceback."""
-
-
-class ComponentNotFound(DomainfmError, KeyError):
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0])
-
-
-class ComponentConflict(DomainfmError):
-    pass
+BUILTIN_PLUGINS = ("domainfm.adapters", "domainfm.streaming")
 
 
 @dataclass
@@ -52,21 +40,17 @@ class PluginInfo:
     unknown_hooks: list[str] = field(default_factory=list)
 
 
-def did_you_mean(value: str, choices: Iterable[str]) -> str:
-    """A hint naming the closest valid choices, and all of them when few."""
-    choices = sorted(choices)
-    close = difflib.get_close_matches(value, choices, n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    listing = ", ".join(choices) if choices else "(none installed)"
-    return f"{hint} Valid choices: {listing}."
-
-
 def disabled_from_env() -> set[str]:
     return {name.strip() for name in os.environ.get(DISABLE_ENV, "").split(",") if name.strip()}
 
 
 class Host:
-    """The plugin manager plus a registry of components by kind and name."""
+    """The plugin manager plus a registry of components by kind and name.
+
+    A host is built once per command (or per call of a public function) and passed down
+    explicitly; there is no process-wide host. Plugins named in ``disable`` or in
+    ``$DOMAINFM_DISABLE_PLUGINS`` are listed as disabled and never imported.
+    """
 
     def __init__(self, disable: Iterable[str] = (), entry_points: bool = True) -> None:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
@@ -85,11 +69,6 @@ class Host:
                 self._load(ep.name, dist, version, ep.load)
 
     # ------------------------------------------------------------------ discovery
-
-    def register_module(self, name: str, module: ModuleType, distribution: str = "?",
-                        version: str = "?") -> PluginInfo:
-        """Register an already imported plugin module (used by tests and notebooks)."""
-        return self._load(name, distribution, version, lambda: module)
 
     def _load(self, name: str, dist: str, version: str, load: Any) -> PluginInfo:
         info = PluginInfo(name=name, distribution=dist, version=version)
@@ -171,7 +150,9 @@ class Host:
             if info and info.status == "broken":
                 why = f" Plugin {plugin!r} is broken: {info.error}."
             elif info and info.status == "disabled":
-                why = f" Plugin {plugin!r} is disabled."
+                raise ComponentNotFound(
+                    f"{kind} {name!r} belongs to plugin {plugin!r}, which is disabled "
+                    f"(--disable-plugin or ${DISABLE_ENV})")
             raise ComponentNotFound(
                 f"unknown {kind} {name!r}.{why}{did_you_mean(name, self.registry[kind])}"
             ) from None
@@ -195,19 +176,5 @@ def _version(dist: str) -> str:
         return "0+unknown"
 
 
-_HOST: Host | None = None
-
-
-def get_host(disable: Iterable[str] = ()) -> Host:
-    """The process-wide host, discovered once (or again when ``disable`` changes)."""
-    global _HOST
-    wanted = set(disable) | disabled_from_env()
-    if _HOST is None or _HOST.disabled != wanted:
-        _HOST = Host(disable=wanted)
-    return _HOST
-
-
-def reset_host() -> None:
-    """Forget the discovered plugins (tests install and remove plugins at run time)."""
-    global _HOST
-    _HOST = None
+__all__ = ["BUILTIN_PLUGINS", "DISABLE_ENV", "ENTRY_POINT_GROUP", "Host", "PluginInfo",
+           "disabled_from_env"]

@@ -3,6 +3,12 @@
 One vocabulary everywhere:
 
 * a **batch** is a ``dict[str, Any]`` produced by a datamodule's loaders;
+* a **dataset** is a ``LightningDataModule`` whose ``setup()`` reads and validates its files
+  (raising :class:`~domainfm.errors.DomainfmError` naming the file and what was expected: the
+  host calls it before anything is written), whose ``data_spec()`` returns the
+  :class:`~domainfm.spec.DataSpec` a model needs to run on new files, and whose
+  ``split_keys(split)`` names the items of ``"train"``, ``"val"`` and ``"test"``: the test split
+  is disjoint from the validation split that selects checkpoints (the harness checks it);
 * an **encoder** is an ``nn.Module`` whose ``forward(batch)`` returns ``dict[str, Tensor]``
   (at least ``"embedding"``: ``(B, D)``; usually ``"tokens"``: ``(B, N, D)`` and, for dense
   heads, ``"hidden_states"``: a list of intermediate ``(B, N, D)``) and which exposes
@@ -13,24 +19,31 @@ One vocabulary everywhere:
   ``loss(predictions, batch)`` returns a scalar; the target lives in ``batch["target"]``;
 * a **metric** is a ``torchmetrics.Metric`` updated with ``(predictions, batch["target"])``, plus
   ``batch=batch`` when its ``update`` accepts a ``batch`` keyword (for metrics that need context,
-  such as MASE's history).
+  such as MASE's history); its ``higher_is_better`` says which way is good.
 
 A record's ``build`` is called by the host with the parameters of the run configuration, so its
-signature *is* the schema of that component's parameters: keep parameters keyword-only and typed.
+signature *is* the schema of that component's parameters: keep parameters keyword-only and
+typed (the host checks values against the annotations; ``PositiveInt`` and friends bound them).
+A head or metric parameter the config leaves unset takes the data specification's value of the
+same name (``num_classes``, ``ignore_index``...), and a metric's also the head's.
+
+Weights: an encoder, objective or head record maps the key layouts of official checkpoints
+(``weights={"layout": "module:filter"}``, timm's ``checkpoint_filter_fn`` pattern): a filter
+``(state_dict, model, **params) -> state_dict`` returns the model's own keys, and the host reads
+the file and loads the result strictly (:mod:`domainfm.weights`). The first layout is the
+default for files that are not domainfm runs or exports.
 """
 
 from __future__ import annotations
 
 import inspect
 import re
-from pathlib import Path
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal
 
-if TYPE_CHECKING:  # records stay importable without torch, so listing plugins is fast
-    import torch
-    from torch import nn
+from domainfm.schema import Fraction, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Range
 
 Kind = Literal["dataset", "encoder", "objective", "head", "metric", "predictor"]
 KINDS: tuple[Kind, ...] = ("dataset", "encoder", "objective", "head", "metric", "predictor")
@@ -39,31 +52,6 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 
 Batch = dict[str, Any]
 Features = dict[str, Any]
-
-
-@runtime_checkable
-class Encoder(Protocol):
-    """What the engine needs from an encoder module."""
-
-    embed_dim: int
-
-    def __call__(self, batch: Batch) -> Features: ...
-
-
-@runtime_checkable
-class Objective(Protocol):
-    """A pretraining objective: ``objective(encoder, batch)["loss"]`` is minimised."""
-
-    def __call__(self, encoder: nn.Module, batch: Batch) -> dict[str, torch.Tensor]: ...
-
-
-@runtime_checkable
-class Head(Protocol):
-    """A task head on top of an encoder's features."""
-
-    def __call__(self, features: Features, batch: Batch) -> torch.Tensor: ...
-
-    def loss(self, predictions: torch.Tensor, batch: Batch) -> torch.Tensor: ...
 
 
 class LazyBuild:
@@ -133,16 +121,34 @@ class Record:
 
 
 @dataclass(frozen=True)
-class DatasetRecord(Record):
-    """``build(**params) -> lightning.LightningDataModule``.
+class BadInput:
+    """A broken input a plugin supplies to the conformance harness.
 
-    The datamodule yields batches in the shared vocabulary. ``tiny_params`` are the parameters
-    that make the smallest dataset the conformance harness and tests use (it must be generated
-    or shipped, never downloaded). ``default_encoder``, ``default_head`` (with ``head_params``) and ``default_metrics`` say
-    what a fine-tuning run on this data uses when the config names nothing else; the harness
-    fine-tunes every dataset that has a default head this way. ``demo`` tunes ``domainfm demo``
-    on this data: ``params`` (default ``tiny_params``), ``pretrain_steps``, ``finetune_steps``,
-    ``lr``, ``finetune_params`` (data parameters of the few-label fine-tuning run) and
+    ``params`` are dataset parameters (or, for a predictor, ``source`` an input file) that
+    point at the broken files; the run must fail with one line containing ``expect`` (usually
+    the file's name), exit status 2, and write nothing.
+    """
+
+    name: str
+    expect: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class DatasetRecord(Record):
+    """``build(**params) -> lightning.LightningDataModule`` (see the module docstring).
+
+    ``tiny_params`` are the parameters that make the smallest dataset the conformance harness
+    and tests use (it must be generated or shipped, never downloaded). ``default_encoder``,
+    ``default_head`` (with ``head_params``) and ``default_metrics`` say what a fine-tuning run on
+    this data uses when the config names nothing else; the harness fine-tunes every dataset that
+    has a default head this way. ``files(folder)`` writes a tiny copy of the dataset as files and
+    returns the parameters that read it (the harness deletes them after an export to check that
+    the model predicts without its training data). ``bad_inputs(folder)`` writes broken copies
+    and returns them as :class:`BadInput` cases. ``demo`` tunes ``domainfm demo`` on this data:
+    ``params`` (default ``tiny_params``), ``pretrain_steps``, ``finetune_steps``, ``lr``,
+    ``finetune_params`` (data parameters of the few-label fine-tuning run) and
     ``pretrain_optim`` / ``finetune_optim`` (optimiser settings over ``lr`` for each stage).
     """
 
@@ -151,8 +157,14 @@ class DatasetRecord(Record):
     default_head: str | None = None
     head_params: Mapping[str, Any] = field(default_factory=dict)
     default_metrics: tuple[str, ...] = ()
+    files: Callable[[Path], Mapping[str, Any]] | str | None = None
+    bad_inputs: Callable[[Path], list[BadInput]] | str | None = None
     demo: Mapping[str, Any] = field(default_factory=dict)
     kind: ClassVar[Kind] = "dataset"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _lazy(self, "files", "bad_inputs")
 
 
 @dataclass(frozen=True)
@@ -162,42 +174,56 @@ class EncoderRecord(Record):
     ``presets`` maps preset names (``"tiny"`` is required: the harness builds it) to the
     hyper-parameters they stand for; overrides are merged on top, and a config may override
     only those hyper-parameters or the keyword parameters ``build`` names. ``default_dataset`` and
-    ``default_objective`` let the harness and the demo pair the encoder with its data.
+    ``default_objective`` let the harness and the demo pair the encoder with its data;
+    ``benchmark_preset`` is the size benchmarks measure (default: the largest preset).
+    ``weights`` maps official checkpoint layouts (see the module docstring).
     """
 
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     default_dataset: str | None = None
     default_objective: str | None = None
+    benchmark_preset: str | None = None
+    weights: Mapping[str, Callable[..., Any] | str] = field(default_factory=dict)
     kind: ClassVar[Kind] = "encoder"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if "tiny" not in self.presets:
             raise ValueError(f"encoder {self.name!r} must define a 'tiny' preset")
+        if self.benchmark_preset is not None and self.benchmark_preset not in self.presets:
+            raise ValueError(f"encoder {self.name!r}: benchmark_preset {self.benchmark_preset!r} "
+                             "is not one of its presets")
+        _lazy_layouts(self)
 
 
 @dataclass(frozen=True)
 class ObjectiveRecord(Record):
-    """``build(encoder, **params) -> nn.Module`` implementing :class:`Objective`."""
+    """``build(encoder, **params) -> nn.Module``: an objective (see the module docstring)."""
 
+    weights: Mapping[str, Callable[..., Any] | str] = field(default_factory=dict)
     kind: ClassVar[Kind] = "objective"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _lazy_layouts(self)
 
 
 @dataclass(frozen=True)
 class HeadRecord(Record):
-    """``build(encoder, **params) -> nn.Module`` implementing :class:`Head`."""
+    """``build(encoder, **params) -> nn.Module``: a task head (see the module docstring)."""
 
+    weights: Mapping[str, Callable[..., Any] | str] = field(default_factory=dict)
     kind: ClassVar[Kind] = "head"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _lazy_layouts(self)
 
 
 @dataclass(frozen=True)
 class MetricRecord(Record):
-    """``build(**params) -> torchmetrics.Metric`` updated with ``(predictions, target)``.
+    """``build(**params) -> torchmetrics.Metric`` updated with ``(predictions, target)``."""
 
-    ``higher_is_better`` tells summaries which way is good.
-    """
-
-    higher_is_better: bool = True
     kind: ClassVar[Kind] = "metric"
 
 
@@ -206,22 +232,35 @@ class PredictorRecord(Record):
     """``build(**params) -> callable(model, source, destination) -> list[Path]``.
 
     Reads domain files (NIfTI, GeoTIFF, CSV, edge lists...), runs a loaded
-    :class:`domainfm.ExportedModel` on them and writes domain files back, returning what it wrote.
-    ``dataset`` names the dataset whose model it serves: a fine-tuned one (encoder + head), or a
-    pretrained one (encoder + objective, e.g. reconstructing missing inputs) when ``stage`` is
-    ``"pretrain"``. ``example(folder)`` writes a small input file there and returns its path, so
-    the harness can run it.
+    :class:`domainfm.Model` on them and writes domain files back, returning what it wrote. It
+    preprocesses with ``model.spec.data`` (the training data's statistics travel with the
+    model), never by reading the training data again. ``dataset`` names the dataset whose model
+    it serves: a fine-tuned one (encoder + head), or a pretrained one (encoder + objective, e.g.
+    reconstructing missing inputs) when ``stage`` is ``"pretrain"``. ``example(folder)`` writes a
+    small input file there and returns its path, so the harness can run it; ``bad_inputs``
+    supplies broken inputs (:class:`BadInput` with ``source``).
     """
 
     dataset: str | None = None
     stage: Literal["finetune", "pretrain"] = "finetune"
     example: Callable[[Path], Path] | str | None = None
+    bad_inputs: Callable[[Path], list[BadInput]] | str | None = None
     kind: ClassVar[Kind] = "predictor"
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if isinstance(self.example, str):
-            object.__setattr__(self, "example", LazyBuild(self.example))
+        _lazy(self, "example", "bad_inputs")
+
+
+def _lazy(record: Record, *names: str) -> None:
+    for name in names:
+        if isinstance(getattr(record, name), str):
+            object.__setattr__(record, name, LazyBuild(getattr(record, name)))
+
+
+def _lazy_layouts(record: Record) -> None:
+    layouts = {k: LazyBuild(v) if isinstance(v, str) else v for k, v in record.weights.items()}
+    object.__setattr__(record, "weights", layouts)
 
 
 RECORD_TYPES: dict[Kind, type[Record]] = {
@@ -232,3 +271,8 @@ RECORD_TYPES: dict[Kind, type[Record]] = {
     "metric": MetricRecord,
     "predictor": PredictorRecord,
 }
+
+
+__all__ = ["BadInput", "DatasetRecord", "EncoderRecord", "Fraction", "HeadRecord", "KINDS", "Kind",
+           "LazyBuild", "MetricRecord", "NonNegativeFloat", "NonNegativeInt", "ObjectiveRecord",
+           "PositiveFloat", "PositiveInt", "PredictorRecord", "RECORD_TYPES", "Range", "Record"]

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from domainfm.host import Host, get_host
+from domainfm.errors import DomainfmError
+from domainfm.host import DISABLE_ENV, Host
 from domainfm.io import atomic_write_text
 from domainfm.records import DatasetRecord
 
@@ -41,6 +42,19 @@ def _run_config(data: DatasetRecord, encoder: str, out: Path, name: str, steps: 
     }
 
 
+def check_requested(host: Host, plugins: list[str] | None) -> None:
+    """Every plugin asked for is installed, enabled and working."""
+    for name in plugins or ():
+        info = host.plugins.get(name)
+        if info is None:
+            raise DomainfmError(f"plugin {name!r} is not installed. Installed: "
+                                f"{', '.join(sorted(host.plugins))}")
+        if info.status == "disabled":
+            raise DomainfmError(f"plugin {name!r} is disabled (--disable-plugin or ${DISABLE_ENV})")
+        if info.status == "broken":
+            raise DomainfmError(f"plugin {name!r} is broken: {info.error}")
+
+
 def demo_plugin(host: Host, data: DatasetRecord, out: Path) -> dict[str, Any]:
     """Pretrain, fine-tune (pretrained and from scratch) and evaluate one plugin."""
     import domainfm
@@ -53,7 +67,7 @@ def demo_plugin(host: Host, data: DatasetRecord, out: Path) -> dict[str, Any]:
     pretrain_settings = dict(pretrain_data.demo)
     lr = float(settings.get("lr", 1e-3))
     started = time.perf_counter()
-    pre = domainfm.pretrain(_run_config(
+    pre = domainfm.pretrain(host=host, config=_run_config(
         pretrain_data, encoder_name, out / data.plugin, "pretrain",
         int(pretrain_settings.get("pretrain_steps", 100)),
         dict(pretrain_settings.get("params", pretrain_data.tiny_params)),
@@ -65,12 +79,12 @@ def demo_plugin(host: Host, data: DatasetRecord, out: Path) -> dict[str, Any]:
                              int(settings.get("finetune_steps", 50)), few,
                              {"lr": lr, **settings.get("finetune_optim", {})})
         config["init"] = init
-        tuned = domainfm.finetune(config)
+        tuned = domainfm.finetune(config, host=host)
         evaluation = domainfm.evaluate({
             "data": config["data"], "init": str(tuned.run_dir), "seed": 0,
             "output_dir": str(out / data.plugin / f"evaluate-{name}"),
             "trainer": {"enable_progress_bar": False},
-        })
+        }, host=host)
         scores[name] = evaluation.metrics
     metric = data.default_metrics[0].split(".", 1)[1] if data.default_metrics else "loss"
     key = f"test/{metric}" if data.default_metrics else "test_loss"
@@ -102,10 +116,9 @@ def demo(plugins: list[str] | None = None, output: str | Path = "demo_runs",
     """Run the demo for every installed plugin (or those named) and print the summary table."""
     import logging
 
-    from domainfm.host import DomainfmError
-
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    host = host or get_host()
+    host = host or Host()
+    check_requested(host, plugins)
     out = Path(output)
     rows = []
     for data in demo_pairs(host, plugins):

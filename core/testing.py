@@ -7,15 +7,22 @@ Any plugin, in this repository or published elsewhere, runs it from pytest::
     class TestConformance(ConformanceSuite):
         plugin = "acme"
 
-For every component it builds the smallest preset on the plugin's tiny dataset and checks real
-behaviour: the encoder's output contract, that pretraining and fine-tuning losses are finite and
-fall over a few steps on one fixed batch, that LoRA starts as the identity and trains only
-adapters, that export -> load reproduces outputs exactly, and that predictors write files.
-The functions are public too, for plugins that want finer-grained tests.
+The suite is parametrised by the registry: each check runs once per registered component, with
+the component's name as the test id (``test_encoder[acme.net]``), so a new component is tested
+without writing a test and one failure never hides another. For the smallest preset on the
+plugin's tiny data it checks real behaviour: the encoder's output contract; that pretraining and
+fine-tuning losses are finite and fall over a few steps on one fixed batch; that every trainable
+parameter receives a gradient; that LoRA starts as the identity and trains only adapters; that
+export -> load reproduces outputs exactly; that each dataset's test split is disjoint from its
+validation split; that each predictor, run on a model exported from a real (tiny) run, writes
+the same files after the training data is deleted; and that every broken input a plugin
+supplies fails with one line naming it, exit status 2 and nothing written.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,13 +30,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from domainfm.components import check_params
-from domainfm.config import Component, EncoderChoice, OptimConfig
-from domainfm.engine.modules import FinetuneModule, PretrainModule
-from domainfm.export_folder import write_export
-from domainfm.host import Host, get_host
+from domainfm.components import check_params, fill_params
+from domainfm.config import OptimConfig
 from domainfm.engine.lora import LoRALinear, inject_lora, merge_lora
-from domainfm.records import DatasetRecord, EncoderRecord, PredictorRecord
+from domainfm.engine.modules import FinetuneModule, PretrainModule
+from domainfm.host import Host
+from domainfm.model import Model, load_model, write_export
+from domainfm.records import BadInput, DatasetRecord, EncoderRecord, PredictorRecord
+from domainfm.spec import DataSpec, ModelSpec, PartSpec, Provenance
 
 STEPS = 10
 LR = 1e-3
@@ -39,27 +47,40 @@ class ConformanceError(AssertionError):
     pass
 
 
-def tiny_batch(record: DatasetRecord, stage: str = "fit") -> dict[str, Any]:
+# --------------------------------------------------------------------------- tiny data
+
+
+class TinyData:
+    """A dataset built with its ``tiny_params`` and set up: its first batch and data spec."""
+
+    _cache: dict[tuple[str, int], TinyData] = {}
+
+    def __init__(self, record: DatasetRecord) -> None:
+        torch.manual_seed(0)
+        self.record = record
+        self.datamodule = record.build(**record.tiny_params)
+        self.datamodule.setup("fit")
+        batch = next(iter(self.datamodule.train_dataloader()))
+        if not isinstance(batch, dict):
+            raise ConformanceError(f"{record.name}: batches must be dicts, got {type(batch).__name__}")
+        self.batch = batch
+        spec = self.datamodule.data_spec() if hasattr(self.datamodule, "data_spec") else None
+        if not isinstance(spec, DataSpec):
+            raise ConformanceError(f"{record.name}: the datamodule's data_spec() must return a "
+                                   f"domainfm.spec.DataSpec, got {type(spec).__name__}")
+        self.spec = spec
+
+    @classmethod
+    def of(cls, record: DatasetRecord) -> TinyData:
+        key = (record.name, id(record))
+        if key not in cls._cache:
+            cls._cache[key] = cls(record)
+        return cls._cache[key]
+
+
+def tiny_batch(record: DatasetRecord) -> dict[str, Any]:
     """The first training batch of a dataset built with its ``tiny_params`` (built once)."""
-    key = (record.name, id(record), stage)
-    if key not in _BATCHES:
-        _BATCHES[key] = _first_batch(record, stage)
-    return dict(_BATCHES[key])
-
-
-_BATCHES: dict[tuple[str, int, str], dict[str, Any]] = {}
-
-
-def _first_batch(record: DatasetRecord, stage: str) -> dict[str, Any]:
-    torch.manual_seed(0)
-    datamodule = record.build(**record.tiny_params)
-    if hasattr(datamodule, "prepare_data"):
-        datamodule.prepare_data()
-    datamodule.setup(stage)
-    batch = next(iter(datamodule.train_dataloader()))
-    if not isinstance(batch, dict):
-        raise ConformanceError(f"{record.name}: batches must be dicts, got {type(batch).__name__}")
-    return batch
+    return dict(TinyData.of(record).batch)
 
 
 def build_tiny_encoder(record: EncoderRecord) -> nn.Module:
@@ -67,10 +88,50 @@ def build_tiny_encoder(record: EncoderRecord) -> nn.Module:
     return record.build(preset="tiny")
 
 
+def _encoder_of(host: Host, record: DatasetRecord) -> EncoderRecord:
+    if record.default_encoder:
+        return host.get("encoder", record.default_encoder)
+    names = [r.name for r in host.components("encoder") if r.plugin == record.plugin]
+    if len(names) != 1:
+        raise ConformanceError(f"plugin {record.plugin!r}: datasets must name default_encoder")
+    return host.get("encoder", names[0])
+
+
+def head_spec(host: Host, record: DatasetRecord) -> PartSpec:
+    """The dataset's default head with its parameters filled from the tiny data's spec."""
+    head = host.get("head", record.default_head)
+    params = check_params(head.build, record.head_params, f"{record.name}.head_params", skip=1)
+    return PartSpec(head.name, fill_params(head.build, params, TinyData.of(record).spec.hints(), skip=1))
+
+
+def finetune_parts(host: Host, record: DatasetRecord) -> tuple[nn.Module, nn.Module, ModelSpec]:
+    encoder_record = _encoder_of(host, record)
+    encoder = build_tiny_encoder(encoder_record)
+    head = head_spec(host, record)
+    spec = ModelSpec(PartSpec(encoder_record.name, {}, "tiny"), head=head,
+                     data=TinyData.of(record).spec,
+                     provenance=Provenance("finetune", PartSpec(record.name, dict(record.tiny_params))))
+    return encoder, host.get("head", head.name).build(encoder, **head.params), spec
+
+
+def metrics_for(host: Host, record: DatasetRecord, head: PartSpec) -> dict[str, Any]:
+    hints = {**TinyData.of(record).spec.hints(), **head.params}
+    metrics = {}
+    for name in record.default_metrics:
+        metric = host.get("metric", name)
+        metrics[name.split(".", 1)[1]] = metric.build(**fill_params(metric.build, {}, hints))
+    return metrics
+
+
+# --------------------------------------------------------------------------- checks
+
+
 def check_encoder(host: Host, record: EncoderRecord) -> dict[str, Any]:
     """The tiny encoder maps its default dataset's batch to a finite (B, embed_dim) embedding."""
     if not record.default_dataset:
         raise ConformanceError(f"{record.name}: set default_dataset so it can be exercised")
+    for preset, params in record.presets.items():
+        check_params(record.build, params, f"{record.name} preset {preset}")
     batch = tiny_batch(host.get("dataset", record.default_dataset))
     encoder = build_tiny_encoder(record)
     if not isinstance(getattr(encoder, "embed_dim", None), int):
@@ -106,44 +167,51 @@ def _train(loss_fn: Callable[[], torch.Tensor], params: list[nn.Parameter], what
     return losses
 
 
-def check_pretraining(host: Host, record: EncoderRecord) -> PretrainModule:
-    """The default objective's loss is finite and falls on a fixed batch."""
+def check_gradients(module: nn.Module, loss: torch.Tensor, what: str) -> None:
+    """Every trainable parameter receives a finite gradient from one backward pass."""
+    module.zero_grad(set_to_none=True)
+    loss.backward()
+    missing = [n for n, p in module.named_parameters() if p.requires_grad and p.grad is None]
+    if missing:
+        raise ConformanceError(f"{what}: {len(missing)} trainable parameters get no gradient "
+                               f"(freeze them, or use them): {missing[:12]}")
+    bad = [n for n, p in module.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
+    if bad:
+        raise ConformanceError(f"{what}: non-finite gradients in {bad[:12]}")
+
+
+def pretraining_parts(host: Host, record: EncoderRecord) -> tuple[PretrainModule, ModelSpec]:
     if not record.default_objective:
         raise ConformanceError(f"{record.name}: set default_objective so it can be pretrained")
-    batch = tiny_batch(host.get("dataset", record.default_dataset))
+    data = host.get("dataset", record.default_dataset)
     encoder = build_tiny_encoder(record)
-    objective = host.get("objective", record.default_objective).build(encoder)
-    module = PretrainModule(encoder, objective, OptimConfig())
+    objective_record = host.get("objective", record.default_objective)
+    params = fill_params(objective_record.build, {}, TinyData.of(data).spec.hints(), skip=1)
+    objective = objective_record.build(encoder, **params)
+    spec = ModelSpec(PartSpec(record.name, {}, "tiny"),
+                     objective=PartSpec(objective_record.name, params), data=TinyData.of(data).spec,
+                     provenance=Provenance("pretrain", PartSpec(data.name, dict(data.tiny_params))))
+    return PretrainModule(encoder, objective, OptimConfig(), spec), spec
+
+
+def check_pretraining(host: Host, record: EncoderRecord) -> PretrainModule:
+    """The default objective's loss is finite and falls on a fixed batch."""
+    module, _ = pretraining_parts(host, record)
+    batch = tiny_batch(host.get("dataset", record.default_dataset))
     module.train()
     _train(lambda: module(batch)["loss"], [p for p in module.parameters() if p.requires_grad],
            f"pretraining {record.name} with {record.default_objective}")
     return module
 
 
-def finetune_parts(host: Host, record: DatasetRecord) -> tuple[nn.Module, nn.Module, dict[str, Any]]:
-    encoder_name = record.default_encoder or _only_encoder(host, record.plugin)
-    encoder = build_tiny_encoder(host.get("encoder", encoder_name))
-    head_record = host.get("head", record.default_head)
-    check_params(head_record.build, record.head_params, f"{record.name}.head_params", skip=1)
-    head = head_record.build(encoder, **record.head_params)
-    return encoder, head, {"encoder": encoder_name}
-
-
-def _only_encoder(host: Host, plugin: str) -> str:
-    names = [r.name for r in host.components("encoder") if r.plugin == plugin]
-    if len(names) != 1:
-        raise ConformanceError(f"plugin {plugin!r}: datasets must name default_encoder")
-    return names[0]
-
-
 def check_finetuning(host: Host, record: DatasetRecord, mode: str = "full") -> FinetuneModule:
     """Head loss falls on a fixed batch; every default metric computes finite values."""
     batch = tiny_batch(record)
-    encoder, head, _ = finetune_parts(host, record)
+    encoder, head, spec = finetune_parts(host, record)
     if mode == "lora":
         inject_lora(encoder)
-    metrics = {m.split(".", 1)[1]: host.get("metric", m).build() for m in record.default_metrics}
-    module = FinetuneModule(encoder, head, metrics, OptimConfig(), mode=mode)
+    metrics = metrics_for(host, record, spec.head)
+    module = FinetuneModule(encoder, head, metrics, OptimConfig(), spec)
     module.train()
     trainable = [p for p in module.parameters() if p.requires_grad]
     _train(lambda: head.loss(module(batch), batch), trainable,
@@ -164,7 +232,7 @@ def check_finetuning(host: Host, record: DatasetRecord, mode: str = "full") -> F
 def check_lora(host: Host, record: DatasetRecord) -> None:
     """LoRA starts as the identity, trains only adapters and the head, and merges exactly."""
     batch = tiny_batch(record)
-    encoder, head, _ = finetune_parts(host, record)
+    encoder, _, _ = finetune_parts(host, record)
     encoder.eval()
     with torch.no_grad():
         before = encoder(batch)["embedding"]
@@ -173,10 +241,8 @@ def check_lora(host: Host, record: DatasetRecord) -> None:
         after = encoder(batch)["embedding"]
     if not torch.allclose(before, after, atol=1e-6):
         raise ConformanceError(f"{record.name}: LoRA changed the encoder's output at initialisation")
-    frozen_ok = all(
-        not p.requires_grad or ".lora_" in f".{n}" or n.startswith("lora_")
-        for n, p in encoder.named_parameters()
-    )
+    frozen_ok = all(not p.requires_grad or ".lora_" in f".{n}" or n.startswith("lora_")
+                    for n, p in encoder.named_parameters())
     if not frozen_ok or not names:
         raise ConformanceError(f"{record.name}: LoRA left base encoder weights trainable")
     for module in encoder.modules():  # move the adapters away from zero, then merge
@@ -190,68 +256,150 @@ def check_lora(host: Host, record: DatasetRecord) -> None:
         raise ConformanceError(f"{record.name}: merged LoRA weights give other outputs")
 
 
-def check_export_round_trip(host: Host, module: nn.Module, config: dict[str, Any],
+def check_export_round_trip(host: Host, module: nn.Module, spec: ModelSpec,
                             batch: dict[str, Any], folder: Path) -> None:
     """Export then load: identical outputs (objective in pretraining, head in fine-tuning)."""
-    from domainfm.api import load_model
-
-    encoder = module.encoder
     head = getattr(module, "head", None)
-    objective = getattr(module, "objective", None)
-    write_export(folder, encoder=encoder, head=head, objective=objective, config=config, host=host)
+    model = Model(module.encoder, head, getattr(module, "objective", None), spec)
+    write_export(model, folder, host)
     loaded = load_model(folder, host)
     module.eval()
     with torch.no_grad():
         torch.manual_seed(0)
         expected = module(batch) if head is not None else module(batch)["loss"]
         torch.manual_seed(0)
-        if head is not None:
-            got = loaded(batch)
-        else:
-            got = loaded.objective(loaded.encoder, batch)["loss"]
+        got = loaded(batch) if head is not None else loaded.objective(loaded.encoder, batch)["loss"]
     if not torch.equal(expected, got):
         raise ConformanceError(f"{folder.name}: outputs differ after export -> load")
 
 
+def check_splits(record: DatasetRecord) -> None:
+    """The test split shares no item with the validation split (nor with training)."""
+    datamodule = TinyData.of(record).datamodule
+    if not hasattr(datamodule, "test_dataloader"):
+        return
+    if not hasattr(datamodule, "split_keys"):
+        raise ConformanceError(f"{record.name}: a dataset with a test split must implement "
+                               "split_keys(split) so its splits can be checked for overlap")
+    keys = {split: list(datamodule.split_keys(split)) for split in ("train", "val", "test")}
+    if not keys["test"]:
+        raise ConformanceError(f"{record.name}: the test split is empty")
+    for other in ("val", "train"):
+        shared = set(keys["test"]) & set(keys[other])
+        if shared:
+            raise ConformanceError(f"{record.name}: {len(shared)} test items are also in the "
+                                   f"{other} split (e.g. {sorted(map(str, shared))[:3]})")
+
+
+# --------------------------------------------------------------------------- real runs
+
+
+def tiny_run_config(host: Host, data: DatasetRecord, params: dict[str, Any], out: Path,
+                    stage: str) -> dict[str, Any]:
+    """A config that trains the dataset's default model for two steps."""
+    encoder = _encoder_of(host, data)
+    config: dict[str, Any] = {
+        "data": {"name": data.name, "params": params},
+        "encoder": {"name": encoder.name, "preset": "tiny"}, "output_dir": str(out), "seed": 0,
+        "trainer": {"max_steps": 2, "enable_progress_bar": False, "log_every_n_steps": 1,
+                    "limit_val_batches": 1, "accelerator": "cpu"},
+    }
+    if stage == "finetune":
+        config["head"] = {"name": data.default_head, "params": dict(data.head_params)}
+    return config
+
+
+def trained_export(host: Host, record: PredictorRecord, folder: Path) -> tuple[Path, Path]:
+    """(export folder, data folder) of a two-step run on files the dataset record writes."""
+    import domainfm
+
+    data = host.get("dataset", record.dataset)
+    if data.files is None:
+        raise ConformanceError(f"{data.name}: set `files` (write a tiny copy of the dataset as "
+                               "files) so predictors can be checked without the training data")
+    data_folder = folder / "data"
+    data_folder.mkdir(parents=True)
+    params = {**dict(data.tiny_params), **dict(data.files(data_folder))}
+    stage = record.stage
+    if stage == "pretrain":  # a pretraining run on the predictor's dataset
+        config = tiny_run_config(host, data, params, folder / "run", "pretrain")
+        run = domainfm.pretrain(config, host=host)
+    else:
+        run = domainfm.finetune(tiny_run_config(host, data, params, folder / "run", "finetune"), host=host)
+    return domainfm.export(run.run_dir, folder / "model", host=host), data_folder
+
+
 def check_predictor(host: Host, record: PredictorRecord, folder: Path) -> list[Path]:
-    """A tiny model (fine-tuned, or pretrained for ``stage="pretrain"`` predictors), exported,
-    predicts on the predictor's example input and writes non-empty files."""
-    from domainfm.api import predict
+    """A model exported from a real tiny run predicts the example input; after its training
+    data is deleted it writes exactly the same files."""
+    import domainfm
 
     if not record.dataset or not record.example:
         raise ConformanceError(f"{record.name}: set `dataset` and `example` so it can be run")
-    data = host.get("dataset", record.dataset)
-    if record.stage == "pretrain":
-        encoder_record = host.get("encoder", data.default_encoder or _only_encoder(host, data.plugin))
-        encoder = build_tiny_encoder(encoder_record)
-        objective = host.get("objective", encoder_record.default_objective).build(encoder)
-        config = _config(data, encoder_record.name,
-                         objective=Component(encoder_record.default_objective))
-        parts = {"encoder": encoder, "head": None, "objective": objective}
-    else:
-        encoder, head, names = finetune_parts(host, data)
-        config = _config(data, names["encoder"],
-                         head=Component(data.default_head, dict(data.head_params)))
-        parts = {"encoder": encoder, "head": head, "objective": None}
-    export = write_export(folder / "model", config=config, host=host, **parts)
+    export, data_folder = trained_export(host, record, folder)
     source = record.example(folder)
-    written = predict(export, source, folder / "out", predictor=record.name, host=host)
-    if not written or not all(Path(p).is_file() and Path(p).stat().st_size for p in written):
-        raise ConformanceError(f"{record.name}: wrote no (or empty) files: {written}")
-    return written
+    first = domainfm.predict(export, source, folder / "before", predictor=record.name, host=host)
+    if not first or not all(Path(p).is_file() and Path(p).stat().st_size for p in first):
+        raise ConformanceError(f"{record.name}: wrote no (or empty) files: {first}")
+    shutil.rmtree(data_folder)
+    second = domainfm.predict(export, source, folder / "after", predictor=record.name, host=host)
+    if [p.name for p in first] != [p.name for p in second]:
+        raise ConformanceError(f"{record.name}: other files without the training data: {second}")
+    for a, b in zip(first, second):
+        if a.suffix != ".png" and a.read_bytes() != b.read_bytes():
+            raise ConformanceError(f"{record.name}: {a.name} differs once the training data is "
+                                   "deleted: preprocessing must come from model.spec.data")
+    return first
 
 
-def _config(data: DatasetRecord, encoder: str, head: Component | None = None,
-            objective: Component | None = None) -> dict[str, Any]:
-    from dataclasses import asdict
+def check_bad_input(host: Host, owner: DatasetRecord | PredictorRecord, case: BadInput,
+                    inputs: Path, work: Path, capsys: Any) -> None:
+    """The CLI rejects ``case`` with exit 2, one line containing ``case.expect``, no traceback,
+    and writes nothing: no run folder, no output, no file in the ``inputs`` folder."""
+    import yaml
 
-    return {
-        "stage": "finetune" if head else "pretrain",
-        "data": {"name": data.name, "params": dict(data.tiny_params)},
-        "encoder": asdict(EncoderChoice(encoder, {}, "tiny")),
-        "head": asdict(head) if head else None,
-        "objective": asdict(objective) if objective else None,
-    }
+    from domainfm.cli import main
+
+    before = sorted(inputs.rglob("*"))
+    if isinstance(owner, PredictorRecord):
+        config = {"init": str(_cached_export(host, owner)),
+                  "predict": {"name": owner.name, "input": case.source, "output": str(work / "out")}}
+        verb, written = "predict", work / "out"
+    else:
+        stage = "finetune" if owner.default_head else "pretrain"
+        params = {**dict(owner.tiny_params), **dict(case.params)}
+        config = tiny_run_config(host, owner, params, work / "run", stage)
+        verb, written = stage, work / "run"
+    path = work / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    capsys.readouterr()
+    code = main([verb, "--config", str(path)])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    where = f"{owner.name} / {case.name}"
+    if code != 2:
+        raise ConformanceError(f"{where}: exit status {code}, expected 2; stderr: {err[-2000:]}")
+    if len(lines) != 1 or "Traceback" in err:
+        raise ConformanceError(f"{where}: expected one line, got {len(lines)}: {err[-2000:]}")
+    if case.expect not in lines[0]:
+        raise ConformanceError(f"{where}: the error does not name {case.expect!r}: {lines[0]}")
+    if written.exists():
+        raise ConformanceError(f"{where}: {written} was written although the input was rejected")
+    after = sorted(inputs.rglob("*"))
+    if after != before:
+        raise ConformanceError(f"{where}: files appeared beside the input: "
+                               f"{sorted(set(map(str, after)) - set(map(str, before)))[:5]}")
+
+
+_EXPORTS: dict[str, Path] = {}
+
+
+def _cached_export(host: Host, record: PredictorRecord) -> Path:
+    """One tiny trained export per predictor, shared by its bad-input cases."""
+    if record.name not in _EXPORTS:
+        folder = _scratch() / "models" / record.name
+        _EXPORTS[record.name] = trained_export(host, record, folder)[0]
+    return _EXPORTS[record.name]
 
 
 def check_coverage(host: Host, plugin: str) -> None:
@@ -273,71 +421,123 @@ def check_coverage(host: Host, plugin: str) -> None:
         )
 
 
+# --------------------------------------------------------------------------- the suite
+
+
+_HOSTS: dict[str, Host] = {}
+_SCRATCH: list[str] = []
+
+
+def _host_for(plugin: str) -> Host:
+    if plugin not in _HOSTS:
+        _HOSTS[plugin] = Host()
+    host = _HOSTS[plugin]
+    info = host.plugins.get(plugin)
+    if info is None:
+        raise ConformanceError(f"plugin {plugin!r} is not installed")
+    if info.status != "ok":
+        raise ConformanceError(f"plugin {plugin!r} is {info.status}: {info.error}")
+    return host
+
+
+def _scratch() -> Path:
+    """A folder for broken inputs written while tests are collected (removed at exit)."""
+    if not _SCRATCH:
+        import atexit
+
+        _SCRATCH.append(tempfile.mkdtemp(prefix="domainfm-bad-inputs-"))
+        atexit.register(shutil.rmtree, _SCRATCH[0], True)
+    return Path(_SCRATCH[0])
+
+
+def _bad_inputs(host: Host, plugin: str) -> list[tuple[Any, BadInput, Path]]:
+    cases = []
+    owners = [r for kind in ("dataset", "predictor") for r in host.components(kind)  # type: ignore[arg-type]
+              if r.plugin == plugin and r.bad_inputs is not None]
+    for owner in owners:
+        folder = _scratch() / owner.name
+        folder.mkdir(parents=True, exist_ok=True)
+        cases += [(owner, case, folder) for case in owner.bad_inputs(folder)]
+    return cases
+
+
 class ConformanceSuite:
-    """Subclass in a plugin's tests and set ``plugin``; pytest collects the checks below."""
+    """Subclass in a plugin's tests and set ``plugin``; pytest collects one test per component."""
 
     plugin: str = ""
 
-    def _host(self) -> Host:
-        host = get_host()
-        info = host.plugins.get(self.plugin)
-        if info is None:
-            raise ConformanceError(f"plugin {self.plugin!r} is not installed")
-        if info.status != "ok":
-            raise ConformanceError(f"plugin {self.plugin!r} is {info.status}: {info.error}")
-        return host
+    def pytest_generate_tests(self, metafunc: Any) -> None:
+        if "record" not in metafunc.fixturenames and "case" not in metafunc.fixturenames:
+            return
+        host = _host_for(self.plugin)
+        mine = lambda kind: [r for r in host.components(kind) if r.plugin == self.plugin]  # noqa: E731
+        name = metafunc.function.__name__
+        if name == "test_bad_input":
+            cases = _bad_inputs(host, self.plugin)
+            metafunc.parametrize("case", cases, ids=[f"{o.name}:{c.name}" for o, c, _ in cases])
+            return
+        records = {
+            "test_encoder": mine("encoder"),
+            "test_pretraining": [r for r in mine("encoder") if r.default_objective],
+            "test_dataset": mine("dataset"),
+            "test_finetuning": [r for r in mine("dataset") if r.default_head],
+            "test_lora": [r for r in mine("dataset") if r.default_head],
+            "test_predictor": mine("predictor"),
+        }[name]
+        metafunc.parametrize("record", records, ids=[r.name for r in records])
 
-    def _records(self, kind: str) -> list[Any]:
-        return [r for r in self._host().components(kind) if r.plugin == self.plugin]  # type: ignore[arg-type]
+    @property
+    def host(self) -> Host:
+        return _host_for(self.plugin)
 
     def test_plugin_loads_cleanly(self) -> None:
-        info = self._host().plugins[self.plugin]
+        info = self.host.plugins[self.plugin]
         assert info.components, f"plugin {self.plugin!r} registers no components"
         assert not info.unknown_hooks, f"unknown hook names: {info.unknown_hooks}"
-        check_coverage(self._host(), self.plugin)
+        check_coverage(self.host, self.plugin)
 
-    def test_datasets_yield_dict_batches(self) -> None:
-        for record in self._records("dataset"):
-            batch = tiny_batch(record)
-            assert batch, f"{record.name}: empty batch"
+    def test_encoder(self, record: EncoderRecord) -> None:
+        check_encoder(self.host, record)
 
-    def test_encoders_and_pretraining(self, tmp_path: Path) -> None:
-        host = self._host()
-        for record in self._records("encoder"):
-            for preset, params in record.presets.items():
-                check_params(record.build, params, f"{record.name} preset {preset}")
-            batch = check_encoder(host, record)
-            module = check_pretraining(host, record)
-            data = host.get("dataset", record.default_dataset)
-            config = _config(data, record.name, objective=Component(record.default_objective))
-            check_export_round_trip(host, module, config, batch, tmp_path / record.name)
+    def test_pretraining(self, record: EncoderRecord, tmp_path: Path) -> None:
+        """Loss falls; every trainable parameter gets a gradient; export -> load is exact."""
+        module, spec = pretraining_parts(self.host, record)
+        batch = tiny_batch(self.host.get("dataset", record.default_dataset))
+        module.train()
+        torch.manual_seed(0)
+        check_gradients(module, module(batch)["loss"], f"pretraining {record.name}")
+        module = check_pretraining(self.host, record)
+        check_export_round_trip(self.host, module, spec, batch, tmp_path / record.name)
 
-    def test_finetuning_and_export(self, tmp_path: Path) -> None:
-        host = self._host()
-        for record in self._records("dataset"):
-            if not record.default_head:
-                continue
-            module = check_finetuning(host, record)
-            config = _config(record, record.default_encoder or _only_encoder(host, self.plugin),
-                             head=Component(record.default_head, dict(record.head_params)))
-            check_export_round_trip(host, module, config, tiny_batch(record),
-                                    tmp_path / record.name)
+    def test_dataset(self, record: DatasetRecord) -> None:
+        """Dict batches, a data specification, and a test split disjoint from validation."""
+        assert tiny_batch(record), f"{record.name}: empty batch"
+        check_splits(record)
 
-    def test_lora(self) -> None:
-        host = self._host()
-        for record in self._records("dataset"):
-            if record.default_head:
-                check_lora(host, record)
-                check_finetuning(host, record, mode="lora")
+    def test_finetuning(self, record: DatasetRecord, tmp_path: Path) -> None:
+        """Loss falls; every trainable parameter gets a gradient; export -> load is exact."""
+        batch = tiny_batch(record)
+        encoder, head, spec = finetune_parts(self.host, record)
+        module = FinetuneModule(encoder, head, {}, OptimConfig(), spec).train()
+        check_gradients(module, head.loss(module(batch), batch), f"fine-tuning on {record.name}")
+        module = check_finetuning(self.host, record)
+        check_export_round_trip(self.host, module, module.spec, batch, tmp_path / record.name)
 
-    def test_predictors(self, tmp_path: Path) -> None:
-        host = self._host()
-        for record in self._records("predictor"):
-            check_predictor(host, record, tmp_path / record.name)
+    def test_lora(self, record: DatasetRecord) -> None:
+        check_lora(self.host, record)
+        check_finetuning(self.host, record, mode="lora")
+
+    def test_predictor(self, record: PredictorRecord, tmp_path: Path) -> None:
+        check_predictor(self.host, record, tmp_path)
+
+    def test_bad_input(self, case: tuple[Any, BadInput, Path], tmp_path: Path, capsys: Any) -> None:
+        owner, bad, folder = case
+        check_bad_input(self.host, owner, bad, folder, tmp_path, capsys)
 
 
 __all__ = [
-    "ConformanceError", "ConformanceSuite", "check_coverage", "check_encoder",
-    "check_export_round_trip", "check_finetuning", "check_lora", "check_pretraining",
-    "check_predictor", "tiny_batch",
+    "ConformanceError", "ConformanceSuite", "TinyData", "check_bad_input", "check_coverage",
+    "check_encoder", "check_export_round_trip", "check_finetuning", "check_gradients",
+    "check_lora", "check_predictor", "check_pretraining", "check_splits", "tiny_batch",
+    "tiny_run_config",
 ]

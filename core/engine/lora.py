@@ -14,7 +14,7 @@ import re
 import torch
 from torch import nn
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
 
 
 class LoRALinear(nn.Module):

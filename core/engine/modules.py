@@ -16,6 +16,7 @@ from torchmetrics import Metric, MetricCollection
 
 from domainfm.config import OptimConfig
 from domainfm.engine.optim import build_optimizer
+from domainfm.spec import ModelSpec
 
 
 def batch_size_of(batch: Any) -> int:
@@ -45,11 +46,11 @@ def _scalars(prefix: str, values: dict[str, Any]) -> dict[str, torch.Tensor]:
 
 
 class _Base(pl.LightningModule):
-    def __init__(self, optim: OptimConfig) -> None:
+    def __init__(self, optim: OptimConfig, spec: ModelSpec | None = None) -> None:
         super().__init__()
         self.optim_config = optim
         self.param_groups: list[dict[str, Any]] | None = None  # set by domainfm_param_groups
-        self.run_info: dict[str, Any] = {}  # config and stage, stored in every checkpoint
+        self.spec = spec  # stored in every checkpoint, so a run folder loads like an export
 
     def configure_optimizers(self) -> Any:
         trainer = self._trainer
@@ -59,14 +60,16 @@ class _Base(pl.LightningModule):
         return build_optimizer(self, self.optim_config, total, self.param_groups, fused=not clips_mixed)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["domainfm"] = self.run_info
+        if self.spec is not None:
+            checkpoint["domainfm"] = {"spec": self.spec.to_dict()}
 
 
 class PretrainModule(_Base):
     """Encoder + pretraining objective."""
 
-    def __init__(self, encoder: nn.Module, objective: nn.Module, optim: OptimConfig) -> None:
-        super().__init__(optim)
+    def __init__(self, encoder: nn.Module, objective: nn.Module, optim: OptimConfig,
+                 spec: ModelSpec | None = None) -> None:
+        super().__init__(optim, spec)
         self.encoder = encoder
         self.objective = objective
 
@@ -94,28 +97,31 @@ class PretrainModule(_Base):
 
 
 class FinetuneModule(_Base):
-    """Encoder + task head + loss + metrics, in mode ``full``, ``linear-probe`` or ``lora``."""
+    """Encoder + task head + loss + metrics.
+
+    An encoder left without any trainable parameter (a linear probe, or an adapter that froze
+    it) is frozen: kept in eval mode, so it keeps its normalisation statistics, and run without
+    gradients.
+    """
 
     def __init__(self, encoder: nn.Module, head: nn.Module, metrics: dict[str, Metric],
-                 optim: OptimConfig, mode: str = "full") -> None:
-        super().__init__(optim)
+                 optim: OptimConfig, spec: ModelSpec | None = None) -> None:
+        super().__init__(optim, spec)
         self.encoder = encoder
         self.head = head
-        self.mode = mode
+        self.frozen_encoder = not any(p.requires_grad for p in encoder.parameters())
         collection = MetricCollection(dict(metrics)) if metrics else None
         self.val_metrics = collection.clone(prefix="val/") if collection else None
         self.test_metrics = collection.clone(prefix="test/") if collection else None
-        if mode == "linear-probe":
-            self.encoder.requires_grad_(False)
 
     def train(self, mode: bool = True) -> FinetuneModule:
         super().train(mode)
-        if self.mode == "linear-probe":
-            self.encoder.eval()  # a frozen encoder keeps its normalisation statistics
+        if self.frozen_encoder:
+            self.encoder.eval()
         return self
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
-        if self.mode == "linear-probe":
+        if self.frozen_encoder:
             with torch.no_grad():
                 features = self.encoder(batch)
         else:
@@ -153,9 +159,6 @@ class FinetuneModule(_Base):
 
     def on_test_epoch_end(self) -> None:
         self._log_metrics(self.test_metrics)
-
-    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        return self(batch)
 
 
 def flatten_metrics(values: dict[str, Any]) -> dict[str, torch.Tensor]:

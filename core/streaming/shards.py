@@ -51,8 +51,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from domainfm.config import Component, ConfigError
-from domainfm.host import DomainfmError, Host, get_host
+from domainfm.errors import ConfigError, DomainfmError
+from domainfm.host import Host
+from domainfm.spec import DataSpec
 from domainfm.io import atomic_write_text
 
 FORMAT = "domainfm-shards/1 (WebDataset tar)"
@@ -201,7 +202,7 @@ def pack(source: str, destination: str | os.PathLike[str], params: dict[str, Any
     """
     from domainfm.components import build_datamodule
 
-    host = host or get_host()
+    host = host or Host()
     params = dict(params or {})
     root = Path(destination)
     if (root / INDEX).exists() and not overwrite:
@@ -209,11 +210,12 @@ def pack(source: str, destination: str | os.PathLike[str], params: dict[str, Any
     unknown = [s for s in splits if s not in SPLITS]
     if unknown:
         raise ConfigError(f"unknown split(s) {unknown}; valid: {', '.join(SPLITS)}")
-    datamodule = build_datamodule(host, Component(source, params))
+    datamodule = build_datamodule(host, source, params)
     datamodule.setup("fit")
+    data_spec = datamodule.data_spec() if hasattr(datamodule, "data_spec") else DataSpec()
     index: dict[str, Any] = {"format": FORMAT, "source": {"name": source, "params": params},
                              "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                             "splits": {}}
+                             "data_spec": data_spec.to_dict(), "splits": {}}
     for split in splits:
         loader = getattr(datamodule, f"{split}_dataloader")()
         if not isinstance(loader, DataLoader):
@@ -401,6 +403,21 @@ class ShardDataModule(pl.LightningDataModule):
         if self.source and self.source != packed:
             raise ConfigError(f"data.params.source is {self.source!r} but {self.path} was packed "
                               f"from {packed!r}")
+
+    def data_spec(self) -> DataSpec:
+        """The packed dataset's specification, recorded when it was packed."""
+        from domainfm.schema import parse
+
+        if self.index is None:
+            self.setup()
+        return parse(DataSpec, self.index.get("data_spec") or {}, f"{self.path}/{INDEX} data_spec")
+
+    def split_keys(self, split: str) -> list[tuple[str, int]]:
+        """(shard file, position) of every sample of ``split`` (shards hold train and val)."""
+        if self.index is None:
+            self.setup()
+        entry = self.index["splits"].get(split) or {"shards": []}  # type: ignore[union-attr]
+        return [(s["file"], i) for s in entry["shards"] for i in range(s["samples"])]
 
     def _state(self) -> tuple[int, int, int]:
         trainer = self.trainer

@@ -1,4 +1,8 @@
-"""Hook implementations only: records that point at the modules that do the work."""
+"""Hook implementations only: records that point at the modules that do the work.
+
+Builds are named as ``"module:function"`` strings, so listing plugins imports none of them
+(nor torch): only this module and ``presets.py`` load when the host discovers the plugin.
+"""
 
 from domainfm import hookimpl
 from domainfm.records import (
@@ -10,20 +14,17 @@ from domainfm.records import (
     PredictorRecord,
 )
 
-# Builds are named as "module:function" strings: listing plugins imports none of them.
-PRESETS = {
-    "tiny": {"patch": 4, "width": 32, "depth": 2, "heads": 2},
-    "small": {"patch": 4, "width": 64, "depth": 4, "heads": 4},
-}
+from domainfm_example.presets import PRESETS
 
 
 @hookimpl
 def domainfm_datasets():
     return [DatasetRecord(
-        "example.waves", "Noisy sine waves whose frequency is the class (generated).",
+        "example.waves", "Noisy sine waves whose frequency is the class (generated, or a CSV).",
         "domainfm_example.data:WavesDataModule", tiny_params={"num_samples": 64, "batch_size": 8},
         default_encoder="example.patch_transformer", default_head="example.classifier",
         default_metrics=("example.accuracy",),
+        files="domainfm_example.data:write_files", bad_inputs="domainfm_example.data:bad_inputs",
         demo={"params": {"num_samples": 1024, "batch_size": 32}, "pretrain_steps": 200,
               "finetune_params": {"num_samples": 96, "batch_size": 16}, "finetune_steps": 30,
               "lr": 2e-3},
@@ -34,31 +35,33 @@ def domainfm_datasets():
 def domainfm_encoders():
     return [EncoderRecord(
         "example.patch_transformer", "A small transformer over 1D signal patches.",
-        "domainfm_example.model:build_encoder", presets=PRESETS, default_dataset="example.waves",
-        default_objective="example.masked_patches",
+        "domainfm_example.encoder:build_encoder", presets=PRESETS, default_dataset="example.waves",
+        default_objective="example.masked_patches", benchmark_preset="small",
+        weights={"plain": "domainfm_example.weights:plain_state_dict"},
     )]
 
 
 @hookimpl
 def domainfm_objectives():
     return [ObjectiveRecord("example.masked_patches", "Regress hidden patches from visible ones.",
-                            "domainfm_example.model:MaskedPatches")]
+                            "domainfm_example.objective:MaskedPatches")]
 
 
 @hookimpl
 def domainfm_heads():
     return [HeadRecord("example.classifier", "Linear classifier on the pooled embedding.",
-                       "domainfm_example.model:ClassifierHead")]
+                       "domainfm_example.heads:ClassifierHead")]
 
 
 @hookimpl
 def domainfm_metrics():
-    return [MetricRecord("example.accuracy", "Share of correctly classified signals.", "domainfm_example.model:accuracy")]
+    return [MetricRecord("example.accuracy", "Share of correctly classified signals.",
+                         "domainfm_example.metrics:accuracy")]
 
 
 @hookimpl
 def domainfm_predictors():
     return [PredictorRecord("example.csv", "Class of each signal in a CSV (one signal per row).",
-                            "domainfm_example.predict:build_predictor",
-                            dataset="example.waves",
-                            example="domainfm_example.predict:write_example")]
+                            "domainfm_example.predict:build_predictor", dataset="example.waves",
+                            example="domainfm_example.predict:write_example",
+                            bad_inputs="domainfm_example.predict:bad_inputs")]

@@ -103,7 +103,7 @@ def domainfm_metrics():
         MetricRecord("geospatial.pixel_accuracy", "Share of correctly classified pixels.",
                      "domainfm_geospatial.metrics:build_pixel_accuracy"),
         MetricRecord("geospatial.rmse", "Root mean squared error over valid pixels.",
-                     "domainfm_geospatial.metrics:build_rmse", higher_is_better=False),
+                     "domainfm_geospatial.metrics:build_rmse"),
     ]
 
 

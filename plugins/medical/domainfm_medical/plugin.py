@@ -77,7 +77,7 @@ def domainfm_metrics() -> list[MetricRecord]:
         MetricRecord("medical.dice", "Dice per class (empty reference and prediction score 1).",
                      "domainfm_medical.metrics:build_dice"),
         MetricRecord("medical.hd95", "95th-percentile Hausdorff distance in mm (a missed structure scores the worst).",
-                     "domainfm_medical.metrics:build_hd95", higher_is_better=False),
+                     "domainfm_medical.metrics:build_hd95"),
         MetricRecord("medical.auroc", "ROC-AUC of case classification.", "domainfm_medical.metrics:build_auroc"),
         MetricRecord("medical.accuracy", "Accuracy of case classification.", "domainfm_medical.metrics:build_accuracy"),
     ]

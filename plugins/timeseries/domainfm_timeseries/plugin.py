@@ -73,17 +73,16 @@ def domainfm_heads() -> list[HeadRecord]:
 def domainfm_metrics() -> list[MetricRecord]:
     return [
         MetricRecord("timeseries.mse", "Mean squared error (on scaled data in the papers).",
-                     "domainfm_timeseries.metrics:ForecastMSE", higher_is_better=False),
-        MetricRecord("timeseries.mae", "Mean absolute error.", "domainfm_timeseries.metrics:ForecastMAE",
-                     higher_is_better=False),
+                     "domainfm_timeseries.metrics:ForecastMSE"),
+        MetricRecord("timeseries.mae", "Mean absolute error.", "domainfm_timeseries.metrics:ForecastMAE"),
         MetricRecord("timeseries.mase", "Mean absolute scaled error (seasonal naive scale).",
-                     "domainfm_timeseries.metrics:MASE", higher_is_better=False),
+                     "domainfm_timeseries.metrics:MASE"),
         MetricRecord("timeseries.smape", "Symmetric mean absolute percentage error.",
-                     "domainfm_timeseries.metrics:SMAPE", higher_is_better=False),
+                     "domainfm_timeseries.metrics:SMAPE"),
         MetricRecord("timeseries.wql", "Weighted quantile loss (mean over quantile levels).",
-                     "domainfm_timeseries.metrics:WeightedQuantileLoss", higher_is_better=False),
+                     "domainfm_timeseries.metrics:WeightedQuantileLoss"),
         MetricRecord("timeseries.crps", "CRPS approximated from quantile forecasts.",
-                     "domainfm_timeseries.metrics:CRPS", higher_is_better=False),
+                     "domainfm_timeseries.metrics:CRPS"),
     ]
 
 
