@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from domainfm.host import reset_host
 from support import PluginFactory, run_cli
 
 
@@ -17,13 +16,11 @@ from support import PluginFactory, run_cli
 def plugin_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PluginFactory]:
     factory = PluginFactory(tmp_path / "site")
     monkeypatch.syspath_prepend(str(factory.root))
-    reset_host()
     yield factory
     for name in list(sys.modules):
         if name.startswith("tmp_plugin_"):
             del sys.modules[name]
     importlib.invalidate_caches()
-    reset_host()
 
 
 @pytest.fixture

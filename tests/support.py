@@ -9,7 +9,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-from domainfm.host import reset_host
 
 BIN = Path(sys.executable).parent
 
@@ -31,7 +30,6 @@ class PluginFactory:
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {distribution}\nVersion: {version}\n")
         (info / "entry_points.txt").write_text(f"[domainfm]\n{name} = {module}\n")
         importlib.invalidate_caches()
-        reset_host()
         return self.root
 
     @property

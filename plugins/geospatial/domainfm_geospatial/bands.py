@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
 
 HLS_BANDS: tuple[str, ...] = ("BLUE", "GREEN", "RED", "NIR_NARROW", "SWIR_1", "SWIR_2")
 """The six bands Prithvi EO-1.0 and EO-2.0 were pretrained on, in checkpoint order."""

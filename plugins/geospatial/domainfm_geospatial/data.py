@@ -29,7 +29,7 @@ from torchgeo.datasets import NonGeoDataset, RasterDataset
 from torchgeo.datasets.utils import stack_samples
 from torchgeo.samplers import GridGeoSampler, RandomGeoSampler
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
 from domainfm_geospatial import io as gio
 from domainfm_geospatial.bands import HLS_BANDS, normalisation, select_bands
 

@@ -20,7 +20,7 @@ from timm.models.vision_transformer import Block
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
 from domainfm_geospatial.bands import HLS_BANDS
 
 from domainfm_geospatial.presets import PRESETS

@@ -15,7 +15,7 @@ import numpy as np
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
 from domainfm.io import atomic_path
 
 

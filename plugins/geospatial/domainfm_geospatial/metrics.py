@@ -34,7 +34,7 @@ def build_miou(*, num_classes: int = 2, ignore_index: int = -1) -> MulticlassJac
 def build_class_iou(*, num_classes: int = 2, class_index: int = 1,
                     ignore_index: int = -1) -> ClassIoU:
     if not 0 <= class_index < num_classes:
-        from domainfm.host import DomainfmError
+        from domainfm.errors import DomainfmError
 
         raise DomainfmError(f"class_index {class_index} is outside 0..{num_classes - 1}")
     return ClassIoU(num_classes=num_classes, class_index=class_index, ignore_index=ignore_index)

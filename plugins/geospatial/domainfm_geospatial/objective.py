@@ -15,7 +15,7 @@ import torch
 from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
 from domainfm_geospatial.encoder import LocationEncoder, PrithviViT, TemporalEncoder, sincos_3d
 
 

@@ -21,7 +21,7 @@ import torch
 from rasterio.windows import Window
 from tqdm.auto import tqdm
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
 from domainfm.io import atomic_path
 from domainfm_geospatial import io as gio
 from domainfm_geospatial.data import Preprocess, lat_lon, parse_dates

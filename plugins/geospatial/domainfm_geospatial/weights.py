@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
 from domainfm_geospatial.bands import HLS_BANDS
 from domainfm_geospatial.encoder import PrithviViT
 

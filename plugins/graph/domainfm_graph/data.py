@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
 from domainfm_graph.io import Graph, read_edgelist, read_labels
 from domainfm_graph.sampler import GraphCollection, ego_views, featurize, whole_graph_views
 from domainfm_graph.synthetic import activity_task, bundled_graphs, family_task, generated_graphs

@@ -18,7 +18,7 @@ from torch import nn
 from torch_geometric.nn import GINConv, global_add_pool
 from torch_geometric.utils import to_dense_batch
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
 
 from domainfm_graph.presets import PRESETS
 

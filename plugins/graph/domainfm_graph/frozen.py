@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
 from domainfm_graph.data import passthrough
 
 

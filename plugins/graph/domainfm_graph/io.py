@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
 
 
 class GraphDataError(DomainfmError):

@@ -27,7 +27,7 @@ class GCCObjective(nn.Module):
                  momentum: float = 0.999) -> None:
         super().__init__()
         if mode not in ("e2e", "moco"):
-            from domainfm.host import DomainfmError
+            from domainfm.errors import DomainfmError
 
             raise DomainfmError(f"objective.params.mode must be 'e2e' or 'moco', got {mode!r}")
         self.mode, self.temperature, self.momentum = mode, temperature, momentum

@@ -16,7 +16,7 @@ import networkx as nx
 import numpy as np
 import torch
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
 from domainfm.io import atomic_path
 from domainfm_graph.data import GraphInstances, NodeInstances, passthrough
 from domainfm_graph.io import Graph, from_networkx, read_edgelist, write_edgelist

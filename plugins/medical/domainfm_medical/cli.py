@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
 from domainfm.io import atomic_path
 
 

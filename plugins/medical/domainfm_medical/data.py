@@ -35,7 +35,7 @@ from monai.data.meta_tensor import MetaTensor
 from monai.data.utils import json_hashing, worker_init_fn
 from torch.utils.data import DataLoader
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
 from domainfm_medical.io import BadCaseError, is_nifti, read_volume
 
 log = logging.getLogger(__name__)

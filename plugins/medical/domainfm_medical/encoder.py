@@ -18,7 +18,7 @@ import torch
 from monai.networks.blocks import PatchEmbeddingBlock, TransformerBlock
 from torch import nn
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
 
 MODALITIES = ("t1", "t1ce", "t2", "flair")
 

@@ -20,7 +20,7 @@ from monai.losses import DiceCELoss
 from monai.networks.blocks import UnetrBasicBlock, UnetrPrUpBlock, UnetrUpBlock
 from torch import nn
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
 from domainfm_medical.encoder import BMMAEEncoder, to_grid
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
 from domainfm.io import atomic_path
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")

@@ -17,7 +17,7 @@ from monai.networks.blocks import TransformerBlock
 from monai.networks.blocks.pos_embed_utils import build_sincos_position_embedding
 from torch import nn
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
 from domainfm_medical.encoder import BMMAEEncoder, freeze_unused_cross_attention, patchify
 
 

@@ -19,7 +19,7 @@ import torch
 from monai.inferers import sliding_window_inference
 from monai.transforms import NormalizeIntensity
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
 from domainfm_medical.data import LoadCased, _stem, case_from_folder
 from domainfm_medical.heads import sliding_window_segment
 from domainfm_medical.io import is_nifti, write_volume

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
 
 WRAPPERS = ("state_dict", "model", "net")
 PREFIXES = ("module.", "model.", "net.")

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
 from domainfm_timeseries.frequency import offset_seconds, resolution_token
 from domainfm_timeseries.io import DataError, Fill, Layout, Series, read_frame, to_series
 

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
 from domainfm_timeseries.frequency import VOCAB_SIZE
 from domainfm_timeseries.mixer import MixerStack
 

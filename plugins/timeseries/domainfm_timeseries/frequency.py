@@ -15,7 +15,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
 
 # granite-tsfm DEFAULT_FREQUENCY_MAPPING: token -> nominal duration in seconds
 RESOLUTION_TOKENS: dict[int, float] = {

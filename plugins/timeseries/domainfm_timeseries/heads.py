@@ -18,7 +18,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
 from domainfm_timeseries.encoder import Mode, TTMBackbone
 from domainfm_timeseries.mixer import Dropout, GatedAttention, MixerStack
 

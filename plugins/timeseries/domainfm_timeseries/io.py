@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
 from domainfm_timeseries.frequency import infer_frequency
 
 Fill = Literal["error", "ffill", "interpolate", "zero"]

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torchmetrics import Metric
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
 
 
 def point_forecast(predictions: torch.Tensor, target: torch.Tensor,

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
 from domainfm_timeseries.encoder import TTMBackbone, TTMConfig
 from domainfm_timeseries.heads import ForecastHead
 
