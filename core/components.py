@@ -15,7 +15,7 @@ import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from domainfm.errors import ConfigError
+from domainfm.errors import ConfigError, DomainfmError
 from domainfm.host import Host
 from domainfm.records import DatasetRecord, EncoderRecord, Kind, LazyBuild
 from domainfm.schema import coerce, did_you_mean
@@ -87,8 +87,18 @@ def build_encoder(host: Host, spec: PartSpec) -> Any:
 
 
 def build_with_encoder(host: Host, kind: Kind, spec: PartSpec, encoder: Any) -> Any:
+    """A head or objective built on ``encoder``; one that cannot be (another plugin's encoder,
+    say) is a one-line error naming both."""
     record = host.get(kind, spec.name)
-    return record.build(encoder, **check_params(record.build, spec.params, f"{kind}.params", skip=1))
+    params = check_params(record.build, spec.params, f"{kind}.params", skip=1)
+    try:
+        return record.build(encoder, **params)
+    except DomainfmError:
+        raise
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(f"{kind} {spec.name!r} cannot be built on the encoder "
+                          f"{type(encoder).__name__} ({type(exc).__name__}: {exc}); is it "
+                          "meant for another plugin's encoder?") from None
 
 
 def build_metrics(host: Host, specs: Iterable[PartSpec]) -> dict[str, Any]:
