@@ -29,9 +29,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import BENCHMARKS, machine, table, write_section  # noqa: E402
 
+from domainfm.components import fill_params  # noqa: E402
 from domainfm.config import OptimConfig  # noqa: E402
 from domainfm.engine.modules import PretrainModule  # noqa: E402
-from domainfm.host import get_host  # noqa: E402
+from domainfm.host import Host  # noqa: E402
 
 # Dense (no sparsity) bf16 tensor-core peak, FLOP/s, by a substring of the CUDA device name;
 # the first match wins, so the more specific names come first.
@@ -43,20 +44,22 @@ PEAK_BF16 = [
 ]
 CPU_NOMINAL_PEAK = 1e12  # smoke mode only
 
-# plugin: (encoder, main preset, dataset, dataset params matching the preset, batch size)
-MAIN = {
-    "geospatial": ("geospatial.prithvi", "eo2_100m", "geospatial.water",
-                   {"places": 4, "size": 224, "chip_size": 224, "num_frames": 4}, 32),
-    "medical": ("medical.bmmae", "base", "medical.synthetic_brains",
-                {"num_cases": 4, "size": 128, "roi_size": 128, "augment": False, "val_fraction": 0.5}, 4),
-    "timeseries": ("timeseries.ttm", "r2_512_96", "timeseries.mixture",
-                   {"context_length": 512, "prediction_length": 96, "synthetic_rows": 4000}, 512),
-    "graph": ("graph.gcc_gin", "gcc", "graph.gcc_pretrain",
-              {"generated": 4, "generated_nodes": 400, "instances": 4096, "rw_hops": 256}, 256),
-    "example": ("example.patch_transformer", "small", "example.waves",
-                {"num_samples": 2048, "length": 256}, 256),
-}
-PRIMARY = "geospatial"  # the MFU target (>= 40% for Prithvi eo2_100m in bf16 on H100-class GPUs)
+
+
+def main_presets(host: Host) -> dict[str, tuple[str, str, str, dict[str, Any], int | None]]:
+    """plugin -> (encoder, benchmark preset, dataset, its params, batch size), from the records.
+
+    Each encoder record names the size to measure (``benchmark_preset``) and the parameters of
+    its default dataset whose samples fit that size (``benchmark_data``); no plugin is named here.
+    """
+    out = {}
+    for record in host.components("encoder"):
+        if record.benchmark_preset and record.default_dataset and record.plugin not in out:
+            params = dict(record.benchmark_data)
+            batch = params.pop("batch_size", None)
+            out[record.plugin] = (record.name, record.benchmark_preset, record.default_dataset,
+                                  params, batch)
+    return out
 
 
 def peak_flops(device: torch.device) -> tuple[str, float | None]:
@@ -79,17 +82,16 @@ def to_device(value: Any, device: torch.device) -> Any:
     return value
 
 
-def first_batch(dataset: str, params: dict[str, Any]) -> Any:
-    host = get_host()
+def first_batch(host: Host, dataset: str, params: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The first training batch and the data specification's hints."""
     datamodule = host.get("dataset", dataset).build(**params)
     datamodule.setup("fit")
-    return next(iter(datamodule.train_dataloader()))
+    return next(iter(datamodule.train_dataloader())), datamodule.data_spec().hints()
 
 
-def bench_plugin(plugin: str, smoke: bool, steps: int, warmup: int, batch_size: int | None,
-                 device: torch.device) -> dict[str, Any]:
-    host = get_host()
-    encoder_name, preset, dataset, params, default_batch = MAIN[plugin]
+def bench_plugin(host: Host, plugin: str, smoke: bool, steps: int, warmup: int,
+                 batch_size: int | None, device: torch.device) -> dict[str, Any]:
+    encoder_name, preset, dataset, params, default_batch = main_presets(host)[plugin]
     record = host.get("dataset", dataset)
     if smoke:
         preset, params, default_batch = "tiny", dict(record.tiny_params), None
@@ -98,11 +100,12 @@ def bench_plugin(plugin: str, smoke: bool, steps: int, warmup: int, batch_size: 
         params["batch_size"] = batch_size or default_batch
     encoder_record = host.get("encoder", encoder_name)
     encoder = encoder_record.build(preset=preset)
-    objective_name = encoder_record.default_objective
-    objective = host.get("objective", objective_name).build(encoder)
+    batch, hints = first_batch(host, dataset, params)
+    objective_record = host.get("objective", encoder_record.default_objective)
+    objective = objective_record.build(encoder, **fill_params(objective_record.build, {}, hints, skip=1))
     module = PretrainModule(encoder, objective, OptimConfig()).to(device).train()
     optimizer = torch.optim.AdamW(module.parameters(), lr=1e-4, fused=device.type == "cuda")
-    batch = to_device(first_batch(dataset, params), device)
+    batch = to_device(batch, device)
     size = _batch_size(batch)
     dtype = torch.float32 if smoke else torch.bfloat16
 
@@ -165,15 +168,21 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cpu" if args.smoke else "cuda")
     steps = args.steps or (2 if args.smoke else 20)
     warmup = args.warmup if args.warmup is not None else (1 if args.smoke else 5)
-    installed = {r.plugin for r in get_host().components("encoder")}
-    plugins = [p for p in (args.plugin or list(MAIN)) if p in installed and p in MAIN]
+    host = Host()
+    presets = main_presets(host)
+    unknown = [p for p in args.plugin or () if p not in presets]
+    if unknown:
+        print(f"no benchmark preset for plugin(s) {unknown}; measurable: {sorted(presets)}",
+              file=sys.stderr)
+        return 2
     rows, results = [], []
-    for plugin in plugins:
+    for plugin in args.plugin or sorted(presets):
         try:
-            r = bench_plugin(plugin, args.smoke, steps, warmup, args.batch_size, device)
+            r = bench_plugin(host, plugin, args.smoke, steps, warmup, args.batch_size, device)
         except Exception as exc:  # noqa: BLE001 - one plugin's failure is a row, not a crash
             print(f"{plugin}: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-            rows.append([plugin, MAIN[plugin][0], "-", "-", "-", "-", "-", "-", f"failed: {type(exc).__name__}"])
+            rows.append([plugin, presets[plugin][0], "-", "-", "-", "-", "-", "-",
+                         f"failed: {type(exc).__name__}"])
             continue
         results.append(r)
         rows.append([r["plugin"], r["encoder"], f"{r['params']:.1f}", r["batch"], f"{r['samples_s']:.1f}",

@@ -175,14 +175,16 @@ class EncoderRecord(Record):
     hyper-parameters they stand for; overrides are merged on top, and a config may override
     only those hyper-parameters or the keyword parameters ``build`` names. ``default_dataset`` and
     ``default_objective`` let the harness and the demo pair the encoder with its data;
-    ``benchmark_preset`` is the size benchmarks measure (default: the largest preset).
-    ``weights`` maps official checkpoint layouts (see the module docstring).
+    ``benchmark_preset`` is the size benchmarks measure, and ``benchmark_data`` the parameters
+    of ``default_dataset`` whose samples fit it (``batch_size`` included), so a benchmark script
+    needs no plugin name. ``weights`` maps official checkpoint layouts (see the module docstring).
     """
 
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     default_dataset: str | None = None
     default_objective: str | None = None
     benchmark_preset: str | None = None
+    benchmark_data: Mapping[str, Any] = field(default_factory=dict)
     weights: Mapping[str, Callable[..., Any] | str] = field(default_factory=dict)
     kind: ClassVar[Kind] = "encoder"
 

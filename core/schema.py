@@ -93,8 +93,9 @@ def coerce(tp: Any, value: Any, where: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        if type(value) in args:  # an exact match wins: `float | int` keeps 50 (batches) an int
-            return value
+        bases = [typing.get_args(a)[0] if typing.get_origin(a) is Annotated else a for a in args]
+        if type(value) in bases:  # an exact match wins: `float | int` keeps 50 (batches) an int
+            return coerce(args[bases.index(type(value))], value, where)
         errors = []
         for option in args:
             if option is type(None):

@@ -61,14 +61,21 @@ class Session:
 
     @classmethod
     def open(cls, verb: Verb, config: Any, overrides: Sequence[str] = (),
-             host: Host | None = None) -> Session:
-        """Resolve ``config`` for ``verb``; the data is read and checked, nothing is written."""
+             host: Host | None = None, *, read: bool = True) -> Session:
+        """Resolve ``config`` for ``verb``; the data is read and checked, nothing is written.
+
+        With ``read=False`` only the config itself is checked against the installed plugins
+        (names, parameters, values): neither ``init`` nor the data is read.
+        """
         host = host or Host()
         config = load_config(config, tuple(overrides))
         for key in NEEDS[verb]:
             if getattr(config, key) is None:
                 raise ConfigError(f"{verb} needs '{key}' in the config")
         session = cls(host, verb, config)
+        if not read:
+            session._check_only()
+            return session
         if verb == "predict":
             if not config.predict.input or not config.predict.output:
                 raise ConfigError("predict needs 'predict.input' and 'predict.output' in the config")
@@ -88,14 +95,30 @@ class Session:
         self.host.get("encoder", self.source.spec.encoder.name)  # its plugin is installed, enabled
         return self.source.spec
 
-    def _open_training(self) -> None:
+    def _check_only(self) -> None:
         config, host = self.config, self.host
+        if config.data is not None:
+            check_params(host.get("dataset", config.data.name).build, config.data.params, "data.params")
+        if self.verb in ("pretrain", "finetune") and config.encoder is not None:
+            self.config = self._checked_training(config)
+        elif config.head is not None:
+            _check(host, "head", config.head)
+
+    def _open_training(self) -> None:
+        config = self.config
         if config.init:
             self.source = read_checkpoint(config.init)  # a bad path fails before anything else
             if config.encoder is None:
                 config = config.replace(encoder=_choice(self._require_spec().encoder))
             if config.encoder.weights is not None:
                 raise ConfigError("give either init or encoder.weights, not both")
+        self.config = self._checked_training(config)
+        data_spec = self._setup_data(self.host.get("dataset", self.config.data.name), "fit")
+        self.spec = self._spec(data_spec)
+
+    def _checked_training(self, config: RunConfig) -> RunConfig:
+        """The config with defaults filled (objective, head, metrics), every name checked."""
+        host = self.host
         if config.encoder is None:
             raise ConfigError(f"{self.verb} needs 'encoder' (or an 'init' model) in the config")
         data = host.get("dataset", config.data.name)
@@ -121,9 +144,8 @@ class Session:
         from domainfm.engine.scaling import check_scaling
 
         check_scaling(config.trainer)
-        self.config = config
-        data_spec = self._setup_data(data, "fit")
-        self.spec = self._spec(data_spec)
+        check_params(data.build, config.data.params, "data.params")
+        return config
 
     def _open_evaluate(self) -> None:
         config, host = self.config, self.host

@@ -129,3 +129,59 @@ def test_cli_exit_code_in_a_real_process(cli, tmp_path):
     assert result.returncode == 2
     assert "unknown dataset 'nosuch.data'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("optim.lr=-0.01", "config.optim.lr must be > 0, got -0.01"),
+    ("optim.lr=0", "config.optim.lr must be > 0, got 0"),
+    ("trainer.precision=fp64", "config.trainer.precision must be one of"),
+    ("data.params.batch_size=-1", "data.params.batch_size must be > 0, got -1"),
+    ("data.params.batch_size=0", "data.params.batch_size must be > 0, got 0"),
+    ("trainer.max_steps=-5", "config.trainer.max_steps must be >= -1, got -5"),
+    ("lora.rank=0", "config.lora.rank must be > 0, got 0"),
+    ("trainer.devices=0", "config.trainer.devices"),
+])
+def test_values_outside_their_range_are_one_line_config_errors(tmp_path, capsys, override, expected):
+    code, err = run(capsys, "finetune", "--config", write(tmp_path, example_config(tmp_path)),
+                    "--set", override)
+    assert code == 2 and expected in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+def _verb_args(verb: str, tmp_path: Path, exported: Path) -> list[str]:
+    """Arguments that would run ``verb`` on the example plugin."""
+    from domainfm_example.predict import write_example
+
+    if verb in ("pretrain", "finetune"):
+        return [verb, "--config", write(tmp_path, example_config(tmp_path))]
+    if verb == "evaluate":
+        return [verb, "--config", write(tmp_path, {"init": str(exported),
+                                                   "output_dir": str(tmp_path / "run")})]
+    if verb == "predict":
+        source = write_example(tmp_path)
+        return [verb, "--config", write(tmp_path, {"init": str(exported), "predict": {
+            "input": str(source), "output": str(tmp_path / "run")}})]
+    if verb == "export":
+        return [verb, str(exported), str(tmp_path / "run")]
+    if verb == "pack":
+        return [verb, "example.waves", str(tmp_path / "run")]
+    return [verb, "--plugin", "example", "--output", str(tmp_path / "run")]
+
+
+VERBS = ["pretrain", "finetune", "evaluate", "predict", "export", "pack", "demo"]
+
+
+@pytest.mark.parametrize("how", ["flag", "environment"])
+@pytest.mark.parametrize("verb", VERBS)
+def test_a_disabled_plugin_is_refused_by_every_verb(verb, how, exported, tmp_path, capsys,
+                                                     monkeypatch):
+    args = _verb_args(verb, tmp_path, exported)
+    if how == "flag":
+        args.append("--disable-plugin=example")
+    else:
+        monkeypatch.setenv("DOMAINFM_DISABLE_PLUGINS", "example")
+    code, err = run(capsys, *args)
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and "'example'" in err and "disabled" in err, err
+    assert not (tmp_path / "run").exists()

@@ -46,13 +46,16 @@ def test_export_folder_round_trip(runs):
     folder = domainfm.export(full.run_dir, tmp / "export-full")
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     config = json.loads((folder / "config.json").read_text())
-    assert config["plugin"] == "example" and config["plugin_distribution"] == "domainfm-example"
-    assert config["domainfm_version"] == domainfm.__version__
+    provenance = config["provenance"]
+    assert provenance["plugin"]["name"] == "example"
+    assert provenance["plugin"]["distribution"] == "domainfm-example"
+    assert provenance["domainfm_version"] == domainfm.__version__
     assert config["encoder"] == {"name": "example.patch_transformer", "params": {}, "preset": "tiny"}
     assert config["head"]["name"] == "example.classifier"
-    assert "val/accuracy" in config["metrics"]
+    assert config["head"]["params"] == {"num_classes": 4}  # filled from the data specification
+    assert "val/accuracy" in config["results"]
     card = (folder / "README.md").read_text()
-    assert "example.waves" in card and "val/accuracy" in card and config["created"] in card
+    assert "example.waves" in card and "val/accuracy" in card and provenance["created"] in card
 
     batch = _batch()
     module = full.module.eval()
@@ -100,12 +103,12 @@ def test_lora_export_merged_and_kept(runs):
 
 def test_failed_export_leaves_nothing(runs, monkeypatch):
     tmp, _, full, _ = runs
-    import domainfm.export_folder as ef
+    import domainfm.model as model_module
 
     def explode(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(ef, "model_card", explode)
+    monkeypatch.setattr(model_module, "model_card", explode)
     with pytest.raises(OSError):
         domainfm.export(full.run_dir, tmp / "never")
     assert not (tmp / "never").exists()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 import domainfm
-from domainfm.host import get_host
+from domainfm.host import Host
 
 from support import example_config
 
@@ -37,9 +39,22 @@ def domainfm_param_groups(stage, module, config):
 
 
 @hookimpl
-def domainfm_adapt_encoder(encoder, config):
+def domainfm_adapt_encoder(encoder, adapter):
+    if adapter.name != "recorder.freeze_embed":
+        return None
     CALLS.append(("adapt_encoder", type(encoder).__name__))
     encoder.embed.requires_grad_(False)
+    return True
+
+
+@hookimpl
+def domainfm_restore_adapter(encoder, adapter):
+    return True if adapter.name == "recorder.freeze_embed" else None  # no structure to rebuild
+
+
+@hookimpl
+def domainfm_merge_adapter(encoder, adapter):
+    return True if adapter.name == "recorder.freeze_embed" else None  # frozen weights are plain
 
 
 @hookimpl
@@ -71,7 +86,7 @@ def domainfm_on_export(config, directory):
 
 def test_every_lifecycle_hook_is_called_and_changes_the_run(plugin_factory, tmp_path):
     plugin_factory("recorder", RECORDER)
-    host = get_host()
+    host = Host()
     assert host.plugins["recorder"].status == "ok"
     module = __import__("tmp_plugin_recorder")
 
@@ -81,7 +96,8 @@ def test_every_lifecycle_hook_is_called_and_changes_the_run(plugin_factory, tmp_
 
     embed_before = pre.module.encoder.embed.weight.detach().clone()
     tuned = domainfm.finetune(example_config(tmp_path / "ft", init=str(pre.run_dir),
-                                             head={"name": "example.classifier"}))
+                                             head={"name": "example.classifier"},
+                                             adapters=["recorder.freeze_embed"]))
     assert tuned.module.encoder.embed.weight.requires_grad is False
     assert (tuned.module.encoder.embed.weight == embed_before).all()  # frozen by the hook
 
@@ -96,4 +112,12 @@ def test_every_lifecycle_hook_is_called_and_changes_the_run(plugin_factory, tmp_
         ("on_export", True),
     ]
     config = json.loads((folder / "config.json").read_text())
-    assert config["metrics"]["val/accuracy"] >= 0
+    assert config["results"]["val/accuracy"] >= 0
+    assert [a["name"] for a in config["provenance"]["merged_adapters"]] == ["recorder.freeze_embed"]
+
+
+def test_an_adapter_no_plugin_provides_is_one_error_and_writes_nothing(tmp_path):
+    with pytest.raises(domainfm.DomainfmError, match="no installed plugin provides the adapter 'nosuch'"):
+        domainfm.finetune(example_config(tmp_path, head={"name": "example.classifier"},
+                                         adapters=["nosuch"]))
+    assert not (tmp_path / "run").exists()

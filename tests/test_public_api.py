@@ -16,9 +16,9 @@ def test_all_names_resolve_and_nothing_else_is_public():
     for name in domainfm.__all__:
         assert getattr(domainfm, name) is not None, name
     assert set(domainfm.__all__) == {
-        "DomainfmError", "ExportedModel", "RunConfig", "RunResult", "demo", "evaluate", "export",
-        "finetune", "get_host", "hookimpl", "load_config", "load_encoder", "load_model", "pack",
-        "predict", "predict_from_config", "pretrain",
+        "DataSpec", "DomainfmError", "Host", "Model", "ModelSpec", "RunConfig", "RunResult", "demo",
+        "evaluate", "export", "finetune", "hookimpl", "load_config", "load_encoder", "load_model",
+        "pack", "predict", "predict_from_config", "pretrain",
     }
 
 

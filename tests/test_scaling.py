@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -15,11 +14,12 @@ from safetensors.torch import load_file
 
 from domainfm import api
 from domainfm.engine.scaling import block_class, encoder_blocks, enable_activation_checkpointing
-from domainfm.host import get_host
+from domainfm.host import Host
 from support import example_config
 
 ROOT = Path(__file__).resolve().parents[1]
-PLUGINS = ["example", "medical", "geospatial", "timeseries", "graph"]
+HOST = Host()
+PLUGINS = sorted({r.plugin for r in HOST.components("encoder")})  # every installed plugin
 # Plugins whose pretraining step leaves some parameters without a gradient: plain DDP refuses
 # them, so they run with trainer.ddp_find_unused_parameters (the documented option).
 UNUSED_PARAMETERS: set[str] = set()  # plugins whose steps leave parameters without gradients
@@ -52,9 +52,7 @@ def domainfm_after_finetune(config, module, metrics):
 
 def _tiny_run(plugin: str) -> tuple[dict, dict]:
     """(data, encoder) sections: the plugin's first encoder, its default dataset, tiny sizes."""
-    if find_spec(f"domainfm_{plugin}") is None:
-        pytest.skip(f"plugin {plugin!r} is not installed (pip install -e plugins/{plugin})")
-    host = get_host()
+    host = HOST
     encoders = sorted((r for r in host.components("encoder") if r.plugin == plugin), key=lambda r: r.name)
     if not encoders:
         pytest.skip(f"plugin {plugin!r} registers no encoder")
@@ -79,7 +77,7 @@ def test_two_process_ddp_pretraining_checkpoint_equals_rank0(plugin, plugin_fact
 @pytest.mark.parametrize("plugin", PLUGINS)
 def test_two_process_ddp_finetuning_checkpoint_equals_rank0(plugin, plugin_factory, cli, tmp_path):
     data, encoder = _tiny_run(plugin)
-    if not get_host().get("dataset", data["name"]).default_head:
+    if not HOST.get("dataset", data["name"]).default_head:
         data = _finetune_data(plugin)
     run = _two_process_run("finetune", data, encoder, plugin_factory, cli, tmp_path)
     assert api.load_model(run).head is not None
@@ -104,7 +102,7 @@ def _two_process_run(stage: str, data: dict, encoder: dict, plugin_factory, cli,
 
 def _finetune_data(plugin: str) -> dict:
     """The plugin's first dataset that names a default head, at its tiny sizes."""
-    host = get_host()
+    host = HOST
     records = sorted((r for r in host.components("dataset")
                       if r.plugin == plugin and r.default_head), key=lambda r: r.name)
     if not records:
@@ -129,7 +127,7 @@ def _assert_checkpoint_is_rank0(run: Path) -> None:
 @pytest.mark.parametrize("plugin", PLUGINS)
 def test_encoder_blocks_are_found(plugin):
     _, choice = _tiny_run(plugin)
-    encoder = get_host().get("encoder", choice["name"]).build(preset=choice["preset"])
+    encoder = HOST.get("encoder", choice["name"]).build(preset=choice["preset"])
     blocks = encoder_blocks(encoder)
     if not blocks:
         pytest.skip(f"{choice['name']} has no repeated blocks: FSDP wraps it whole, no checkpointing")
@@ -159,7 +157,8 @@ def test_fsdp_is_built_with_the_block_wrap_policy():
     from domainfm.config import TrainerConfig
     from domainfm.engine.scaling import apply_scaling
 
-    encoder = get_host().get("encoder", "example.patch_transformer").build(preset="tiny")
+    _, choice = _tiny_run(PLUGINS[0])
+    encoder = HOST.get("encoder", choice["name"]).build(preset=choice["preset"])
     module = torch.nn.Module()
     module.encoder = encoder
     overrides = apply_scaling(TrainerConfig(strategy="fsdp", activation_checkpointing=True), module)
@@ -169,10 +168,18 @@ def test_fsdp_is_built_with_the_block_wrap_policy():
     assert set(policy._module_classes) == {block_class(encoder)}
 
 
+def _benchmarked() -> str:
+    """An installed plugin whose encoder names a benchmark preset."""
+    named = sorted(r.plugin for r in HOST.components("encoder") if r.benchmark_preset)
+    if not named:
+        pytest.skip("no installed encoder names a benchmark_preset")
+    return named[0]
+
+
 def test_gpu_suite_smoke_mode_runs_on_cpu(tmp_path):
     report = tmp_path / "BENCHMARKS.md"
     result = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_suite.py"), "--smoke",
-                             "--plugin", "example", "--report", str(report)],
+                             "--plugin", _benchmarked(), "--report", str(report)],
                             capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "samples/s" in result.stdout and "MFU" in result.stdout

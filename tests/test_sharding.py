@@ -29,7 +29,7 @@ from lightning.pytorch.utilities.data import _is_dataloader_shuffled
 from lightning.pytorch.trainer.connectors.data_connector import _get_distributed_sampler
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, IterableDataset
 
-from domainfm.host import get_host
+from domainfm.host import Host
 
 WORLD = 2
 SEED = 11
@@ -37,7 +37,7 @@ NOT_BUILT_HERE = {"streaming.shards": "needs packed shards; its rank split is te
 
 
 def _records() -> list[Any]:
-    return sorted(get_host().components("dataset"), key=lambda r: r.name)
+    return sorted(Host().components("dataset"), key=lambda r: r.name)
 
 
 def _fingerprint(value: Any) -> str:
@@ -120,7 +120,7 @@ def _rank_items(record: Any, split: str, rank: int, monkeypatch: pytest.MonkeyPa
 def test_ranks_share_an_epoch(name, split, monkeypatch):
     if name in NOT_BUILT_HERE:
         pytest.skip(f"{name}: {NOT_BUILT_HERE[name]}")
-    record = get_host().get("dataset", name)
+    record = Host().get("dataset", name)
     try:
         shares = [_rank_items(record, split, rank, monkeypatch) for rank in range(WORLD)]
     except (FileNotFoundError, OSError) as exc:

@@ -37,6 +37,7 @@ def domainfm_encoders():
         "example.patch_transformer", "A small transformer over 1D signal patches.",
         "domainfm_example.encoder:build_encoder", presets=PRESETS, default_dataset="example.waves",
         default_objective="example.masked_patches", benchmark_preset="small",
+        benchmark_data={"num_samples": 2048, "length": 256, "batch_size": 256},
         weights={"plain": "domainfm_example.weights:plain_state_dict"},
     )]
 
