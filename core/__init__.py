@@ -12,7 +12,7 @@ _API = {"RunResult", "evaluate", "export", "finetune", "load_encoder", "load_mod
         "predict", "predict_from_config", "pretrain"}
 _MORE = {"Model": "domainfm.model", "Host": "domainfm.host", "load_config": "domainfm.config",
          "RunConfig": "domainfm.config", "ModelSpec": "domainfm.spec", "DataSpec": "domainfm.spec",
-         "demo": "domainfm.showcase"}
+         "demo": "domainfm.showcase", "rank": "domainfm.ranking", "soup": "domainfm.soups"}
 
 __all__ = sorted({"DomainfmError", "hookimpl", *_API, *_MORE})
 

@@ -63,6 +63,23 @@ def build_parser() -> argparse.ArgumentParser:
     _common(demo)
     demo.add_argument("--plugin", action="append", default=[], help="only these plugins")
     demo.add_argument("--output", default="demo_runs")
+    rank = sub.add_parser("rank", help="rank candidate encoders for a dataset before fine-tuning")
+    _common(rank)
+    rank.add_argument("--config", required=True, help="target run config (its data; its encoder "
+                      "for the 'random' candidate)")
+    rank.add_argument("--candidate", action="append", default=[], metavar="MODEL",
+                      help="export or run folder, 'random', or an encoder section with weights "
+                           "as YAML (repeatable)")
+    rank.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
+    rank.add_argument("--output", help="folder for ranking.csv/.md/.png (default: output_dir)")
+    rank.add_argument("--max-samples", type=int, default=2048)
+    soup = sub.add_parser("soup", help="average fine-tuned models into one export (model soup)")
+    _common(soup)
+    soup.add_argument("sources", nargs="*", help="fine-tuned export or run folders")
+    soup.add_argument("--output", required=True, help="export folder to create")
+    soup.add_argument("--method", choices=["uniform", "greedy"], default="uniform")
+    soup.add_argument("--config", help="greedy: run config naming the validation data and metric")
+    soup.add_argument("--overwrite", action="store_true")
     pack = sub.add_parser("pack", help="pack a dataset's train/val samples into tar shards")
     _common(pack)
     pack.add_argument("dataset", nargs="?", help="dataset record (default: the config's data.name)")
@@ -172,9 +189,30 @@ def cmd_pack(args: argparse.Namespace, host: Host) -> int:
     return 0
 
 
+def cmd_rank(args: argparse.Namespace, host: Host) -> int:
+    from domainfm.ranking import rank
+
+    result = rank(args.config, args.candidate, output=args.output, max_samples=args.max_samples,
+                  overrides=args.overrides, host=host)
+    print(result.table())
+    print(f"ranked {len(result.rows)} candidates on {result.samples} samples in "
+          f"{result.seconds:.1f} s; wrote {', '.join(str(p) for p in result.files)}")
+    return 0
+
+
+def cmd_soup(args: argparse.Namespace, host: Host) -> int:
+    from domainfm.soups import soup
+
+    result = soup(args.sources, args.output, method=args.method, config=args.config,
+                  overwrite=args.overwrite, host=host)
+    used = sum(i["used"] for i in result.ingredients)
+    print(f"{result.method} soup of {used} of {len(result.ingredients)} models written to {result.path}")
+    return 0
+
+
 COMMANDS = {"plugins": cmd_plugins, "components": cmd_components, "pretrain": cmd_run,
             "finetune": cmd_run, "evaluate": cmd_run, "predict": cmd_run, "export": cmd_export,
-            "demo": cmd_demo, "pack": cmd_pack}
+            "demo": cmd_demo, "pack": cmd_pack, "rank": cmd_rank, "soup": cmd_soup}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

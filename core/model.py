@@ -191,6 +191,16 @@ def model_card(config: dict[str, Any], sections: list[str]) -> str:
     inputs = (config.get("data") or {}).get("inputs") or []
     if inputs:
         lines.append(f"- inputs: {', '.join(map(str, inputs))}")
+    soup = prov.get("soup") or {}
+    if soup:
+        lines += ["", "## Soup",
+                  f"A {soup.get('method')} soup: the weights of {sum(i['used'] for i in soup['ingredients'])} "
+                  f"of {len(soup['ingredients'])} fine-tuned models averaged"
+                  + (f", each kept only if `{soup['metric']}` on the validation split did not drop."
+                     if soup.get("method") == "greedy" else ".")]
+        lines += [f"- {'used' if i['used'] else 'left out'}: `{i['source']}`"
+                  + (f" ({soup['metric']} {i['score']:.4g})" if i.get("score") is not None else "")
+                  for i in soup["ingredients"]]
     lines += ["", "## Metrics"]
     results = config.get("results") or {}
     lines += [f"- {k}: {v:.4g}" if isinstance(v, float) else f"- {k}: {v}"

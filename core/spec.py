@@ -89,7 +89,8 @@ class Provenance:
 
     ``weights`` names the files each part's first weights were read from (released
     checkpoints, a pretraining run); the saved tensors replace them, so they are history, not
-    build parameters. ``merged_adapters`` were folded into plain weights at export.
+    build parameters. ``merged_adapters`` were folded into plain weights at export. ``soup``
+    describes a model averaged from others (method, metric, ingredients and their scores).
     """
 
     stage: Stage = "finetune"
@@ -101,6 +102,7 @@ class Provenance:
     domainfm_version: str = ""
     created: str | None = None
     run_config: Mapping[str, Any] = field(default_factory=dict)
+    soup: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,13 @@ def test_all_names_resolve_and_nothing_else_is_public():
     assert set(domainfm.__all__) == {
         "DataSpec", "DomainfmError", "Host", "Model", "ModelSpec", "RunConfig", "RunResult", "demo",
         "evaluate", "export", "finetune", "hookimpl", "load_config", "load_encoder", "load_model",
-        "pack", "predict", "predict_from_config", "pretrain",
+        "pack", "predict", "predict_from_config", "pretrain", "rank", "soup",
     }
 
 
 def test_every_cli_verb_is_a_python_function():
-    for verb in ("pretrain", "finetune", "evaluate", "export", "predict", "demo", "pack"):
+    for verb in ("pretrain", "finetune", "evaluate", "export", "predict", "demo", "pack", "rank",
+                 "soup"):
         assert callable(getattr(domainfm, verb))
 
 
