@@ -23,7 +23,6 @@ from pathlib import Path
 import torch
 
 import domainfm
-from domainfm.host import get_host
 from domainfm_geospatial.data import build_water
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -64,7 +63,7 @@ def finetune_all(args: argparse.Namespace, root: str, work: Path, pretrained: Pa
         for init in ("pretrained", "random"):
             cfg = common(root, work / f"ft-{labels}-{init}-{seed}", args.device)
             cfg["data"]["params"]["max_train_samples"] = labels
-            cfg.update(seed=seed, head={"name": "geospatial.segmentation", "params": {"num_classes": 2}},
+            cfg.update(seed=seed, head={"name": "geospatial.segmentation"},
                        metrics=["geospatial.miou", {"name": "geospatial.class_iou"},
                                 "geospatial.pixel_accuracy"],
                        init=str(pretrained) if init == "pretrained" else None,
@@ -112,7 +111,7 @@ def main() -> None:
                    optim={"lr": 1.5e-3, "weight_decay": 0.05, "warmup": 0.05})
     pre_cfg["trainer"]["max_steps"] = args.pretrain_steps
     torch.manual_seed(0)
-    host = get_host()
+    host = domainfm.Host()
     encoder0 = host.get("encoder", "geospatial.prithvi").build(preset="tiny", **ENCODER)
     objective0 = host.get("objective", "geospatial.mae").build(encoder0)
     before = masked_val_loss(encoder0, objective0, root)

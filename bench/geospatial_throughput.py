@@ -81,12 +81,13 @@ def build(impl: str, preset: str):
 
 def parity(preset: str, model) -> float:
     """Max |difference| between the reference encoder and ours loaded with its weights."""
+    from domainfm.io import load_weights
     from domainfm_geospatial.encoder import build_prithvi
-    from domainfm_geospatial.weights import load_prithvi
+    from domainfm_geospatial.weights import prithvi
 
     frames, size, _ = SIZES[preset]
     ours = build_prithvi(preset).eval()
-    load_prithvi(ours, model.state_dict())
+    load_weights(ours, prithvi(model.state_dict(), ours), "TerraTorch's PrithviMAE")
     model.eval()
     torch.manual_seed(0)
     x = torch.randn(2, 6, frames, size, size)
@@ -201,7 +202,7 @@ def main() -> None:
         "4 x 224 x 224, 6 bands. Every run is its own process, ours and the reference interleaved "
         "(order alternating) on a machine shared with other work, one warm-up step each; parity is the largest absolute "
         "difference between TerraTorch's encoder output and ours after loading its weights "
-        "through `load_prithvi` (EO-2.0 key layout).",
+        "through the `prithvi` layout (EO-2.0 key layout).",
         "",
         table(["preset", "implementation", "params (M)", "chips/step", "chips/s (median)",
                "chips/s per run", unit,

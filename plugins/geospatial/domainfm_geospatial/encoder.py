@@ -5,7 +5,7 @@ Input ``(B, C, T, H, W)`` is cut into tubelets by a 3D convolution; fixed 3D sin
 for whatever grid arrives, so other image sizes and frame counts work without retraining. EO-2.0
 "TL" models add sin-cos encodings of (year, day-of-year) per frame and (lat, lon) per sample,
 each scaled by a learned factor initialised at 0.1. Module names follow the official checkpoints
-so that :mod:`domainfm_geospatial.weights` maps them one to one.
+so that the ``prithvi`` layout (:mod:`domainfm_geospatial.weights`) maps them one to one.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from timm.models.vision_transformer import Block
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from domainfm.errors import DomainfmError
-from domainfm_geospatial.bands import HLS_BANDS
+from domainfm.errors import ConfigError, DomainfmError
+from domainfm.records import NonNegativeFloat, PositiveFloat, PositiveInt
 
+from domainfm_geospatial.bands import HLS_BANDS
 from domainfm_geospatial.presets import PRESETS
 
 
@@ -263,32 +264,30 @@ def build_prithvi(
     preset: str = "tiny",
     *,
     bands: list[str] | None = None,
-    img_size: int | None = None,
-    patch_size: int | None = None,
-    num_frames: int | None = None,
-    tubelet_size: int = 1,
-    embed_dim: int | None = None,
-    depth: int | None = None,
-    num_heads: int | None = None,
-    mlp_ratio: float | None = None,
+    img_size: PositiveInt | None = None,
+    patch_size: PositiveInt | None = None,
+    num_frames: PositiveInt | None = None,
+    tubelet_size: PositiveInt = 1,
+    embed_dim: PositiveInt | None = None,
+    depth: PositiveInt | None = None,
+    num_heads: PositiveInt | None = None,
+    mlp_ratio: PositiveFloat | None = None,
     temporal_encoding: bool | None = None,
     location_encoding: bool | None = None,
-    drop_path: float = 0.0,
-    weights: str | None = None,
-    weights_bands: list[str] | None = None,
-    decoder_dim: int | None = None,
-    decoder_depth: int | None = None,
-    decoder_heads: int | None = None,
+    drop_path: NonNegativeFloat = 0.0,
+    decoder_dim: PositiveInt | None = None,
+    decoder_depth: PositiveInt | None = None,
+    decoder_heads: PositiveInt | None = None,
 ) -> PrithviViT:
-    """Build a preset, override any field, and optionally load an official checkpoint.
+    """Build a preset and override any field.
 
-    ``bands`` names the input channels (default the six HLS bands); ``weights`` is a Prithvi
-    ``.pt``/``.pth``/``.safetensors`` file whose bands are ``weights_bands`` (default HLS order).
+    ``bands`` names the input channels (default the six HLS bands). Official checkpoints are
+    not a build parameter: name one as the encoder's ``weights`` (layout ``prithvi``).
     ``decoder_*`` are the MAE decoder sizes that ``geospatial.mae`` uses unless told otherwise.
     """
     if preset not in PRESETS:
-        raise DomainfmError(f"unknown preset {preset!r} for geospatial.prithvi; "
-                            f"choose one of {', '.join(PRESETS)}")
+        raise ConfigError(f"unknown preset {preset!r} for geospatial.prithvi; "
+                          f"choose one of {', '.join(PRESETS)}")
     given = dict(img_size=img_size, patch_size=patch_size, num_frames=num_frames,
                  embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio,
                  temporal_encoding=temporal_encoding, location_encoding=location_encoding,
@@ -299,10 +298,6 @@ def build_prithvi(
     model = PrithviViT(bands=list(bands or HLS_BANDS), tubelet_size=tubelet_size,
                        drop_path=drop_path, **params)
     model.preset = preset
-    if weights is not None:
-        from domainfm_geospatial.weights import load_prithvi
-
-        load_prithvi(model, weights, checkpoint_bands=weights_bands)
     return model
 
 

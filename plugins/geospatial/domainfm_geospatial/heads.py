@@ -3,19 +3,24 @@
 Dense heads follow TerraTorch's recipe for Prithvi: a neck picks a few intermediate layers, turns
 each token sequence back into a feature map with the frames stacked along channels (so single-
 and multi-temporal inputs share one head), fuses them, and an upsampling decoder of 2x transposed
-convolutions brings the patch grid back to pixels.
+convolutions brings the patch grid back to pixels. ``num_classes``, ``num_frames`` and
+``ignore_index`` come from the data specification unless a config sets them.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from domainfm.errors import DomainfmError
+from domainfm.errors import DataError, DomainfmError
+from domainfm.records import PositiveInt, Range
+
 from domainfm_geospatial.encoder import ceil_log2, grid_tokens
+
+Dropout = Annotated[float, Range(ge=0, lt=1)]
 
 
 def _layers(depth: int, layers: list[int] | None) -> list[int]:
@@ -59,7 +64,7 @@ class DenseDecoder(nn.Module):
         grid = features["grid"]
         if grid[0] != self.time_tokens:
             raise DomainfmError(f"the head was built for {self.time_tokens} frames but the "
-                                f"input has {grid[0]}; set the head's `frames`")
+                                f"input has {grid[0]}; set the head's `num_frames`")
         hidden = features["hidden_states"]
         maps = [neck(grid_tokens(hidden[i], grid)) for neck, i in zip(self.neck, self.layers)]
         x = self.upsample(self.fuse(torch.cat(maps, dim=1)))
@@ -77,7 +82,7 @@ class SegmentationHead(nn.Module):
     """Per-pixel class logits ``(B, K, H, W)``; cross-entropy ignoring ``ignore_index``."""
 
     def __init__(self, encoder: nn.Module, *, num_classes: int, layers: list[int] | None,
-                 neck_dim: int | None, frames: int | None, ignore_index: int,
+                 neck_dim: int | None, frames: int | None, ignore_index: int | None,
                  class_weights: list[float] | None) -> None:
         super().__init__()
         self.decoder = DenseDecoder(encoder, out_channels=num_classes, layers=layers,
@@ -93,16 +98,16 @@ class SegmentationHead(nn.Module):
 
     def loss(self, predictions: Tensor, batch: dict[str, Any]) -> Tensor:
         target = batch["target"].long()
-        valid = target != self.ignore_index
+        ignore = -100 if self.ignore_index is None else self.ignore_index
+        valid = target != ignore
         if not valid.any():  # nothing labelled in this batch: no signal, but keep the graph
             return predictions.sum() * 0.0
         too_big = target[valid] >= self.num_classes
         if too_big.any() or (target[valid] < 0).any():
-            raise DomainfmError(f"label values {sorted(set(target[valid].unique().tolist()))} "
-                                f"are outside 0..{self.num_classes - 1} (num_classes="
-                                f"{self.num_classes}, ignore_index={self.ignore_index})")
-        return F.cross_entropy(predictions, target, weight=self.class_weights,
-                               ignore_index=self.ignore_index)
+            raise DataError(f"label values {sorted(set(target[valid].unique().tolist()))} "
+                            f"are outside 0..{self.num_classes - 1} (num_classes="
+                            f"{self.num_classes}, ignore_index={self.ignore_index})")
+        return F.cross_entropy(predictions, target, weight=self.class_weights, ignore_index=ignore)
 
 
 class RegressionHead(nn.Module):
@@ -130,6 +135,7 @@ class ClassificationHead(nn.Module):
 
     def __init__(self, encoder: nn.Module, *, num_classes: int, dropout: float) -> None:
         super().__init__()
+        self.num_classes = num_classes
         self.norm = nn.LayerNorm(encoder.embed_dim)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(encoder.embed_dim, num_classes)
@@ -138,23 +144,31 @@ class ClassificationHead(nn.Module):
         return self.fc(self.dropout(self.norm(features["embedding"])))
 
     def loss(self, predictions: Tensor, batch: dict[str, Any]) -> Tensor:
-        return F.cross_entropy(predictions, batch["target"].long())
+        target = batch["target"].long()
+        if target.numel() and (target.max() >= self.num_classes or target.min() < 0):
+            raise DataError(f"labels {sorted(set(target.tolist()))} are outside 0.."
+                            f"{self.num_classes - 1} (the head has {self.num_classes} classes)")
+        return F.cross_entropy(predictions, target)
 
 
-def build_segmentation(encoder: nn.Module, *, num_classes: int = 2, layers: list[int] | None = None,
-                       neck_dim: int | None = None, frames: int | None = None, ignore_index: int = -1,
+def build_segmentation(encoder: nn.Module, *, num_classes: PositiveInt,
+                       layers: list[int] | None = None, neck_dim: PositiveInt | None = None,
+                       num_frames: PositiveInt | None = None, ignore_index: int | None = None,
                        class_weights: list[float] | None = None) -> SegmentationHead:
-    """``frames``: input frames the head will see (default: the encoder's ``num_frames``);
-    ``neck_dim``: fused feature width (default: the encoder width, at most 256)."""
+    """``num_frames``: input frames the head will see (from the data; default: the encoder's);
+    ``neck_dim``: fused feature width (default: the encoder width, at most 256);
+    ``ignore_index``: the label of unlabelled pixels (from the data)."""
     return SegmentationHead(encoder, num_classes=num_classes, layers=layers, neck_dim=neck_dim,
-                            frames=frames, ignore_index=ignore_index, class_weights=class_weights)
+                            frames=num_frames, ignore_index=ignore_index,
+                            class_weights=class_weights)
 
 
-def build_regression(encoder: nn.Module, *, layers: list[int] | None = None, neck_dim: int | None = None,
-                     frames: int | None = None) -> RegressionHead:
-    return RegressionHead(encoder, layers=layers, neck_dim=neck_dim, frames=frames)
+def build_regression(encoder: nn.Module, *, layers: list[int] | None = None,
+                     neck_dim: PositiveInt | None = None,
+                     num_frames: PositiveInt | None = None) -> RegressionHead:
+    return RegressionHead(encoder, layers=layers, neck_dim=neck_dim, frames=num_frames)
 
 
-def build_classification(encoder: nn.Module, *, num_classes: int = 2,
-                         dropout: float = 0.0) -> ClassificationHead:
+def build_classification(encoder: nn.Module, *, num_classes: PositiveInt,
+                         dropout: Dropout = 0.0) -> ClassificationHead:
     return ClassificationHead(encoder, num_classes=num_classes, dropout=dropout)

@@ -13,13 +13,13 @@ from typing import Any
 
 import numpy as np
 import rasterio
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
-from domainfm.errors import DomainfmError
+from domainfm.errors import DataError
 from domainfm.io import atomic_path
 
 
-class GeoTiffError(DomainfmError):
+class GeoTiffError(DataError):
     """A raster file that cannot be used as given."""
 
 
@@ -46,18 +46,38 @@ def open_geotiff(path: str | Path) -> rasterio.io.DatasetReader:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             src = rasterio.open(path)
-    except RasterioIOError as exc:
-        raise GeoTiffError(f"{path}: not a readable GeoTIFF ({exc})") from None
+    except RasterioError as exc:
+        raise GeoTiffError(f"{path}: not a readable GeoTIFF ({_first_line(exc)})") from None
     if src.driver != "GTiff":
         src.close()
         raise GeoTiffError(f"{path}: expected a GeoTIFF, got a {src.driver} raster")
     return src
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _info(path: str | Path, src: Any) -> RasterInfo:
+    return RasterInfo(Path(path), src.count, src.height, src.width, src.crs, src.transform,
+                      src.nodata, tuple(src.descriptions))
+
+
 def raster_info(path: str | Path) -> RasterInfo:
     with open_geotiff(path) as src:
-        return RasterInfo(Path(path), src.count, src.height, src.width, src.crs, src.transform,
-                          src.nodata, tuple(src.descriptions))
+        return _info(path, src)
+
+
+def read(src: Any, path: str | Path, indexes: list[int] | None = None, **kwargs: Any) -> np.ndarray:
+    """``src.read`` whose failures (a truncated or corrupt file) name the file."""
+    try:
+        return src.read(indexes, **kwargs)
+    except RasterioError as exc:
+        cause = exc.__cause__ or exc.__context__
+        detail = _first_line(cause) if cause is not None else _first_line(exc)
+        raise GeoTiffError(f"{path}: not a readable GeoTIFF: its pixels cannot be read "
+                           f"(truncated or corrupt file? {detail})") from None
 
 
 def check_band_count(info: RasterInfo, expected: int, what: str = "file_bands") -> None:
@@ -91,12 +111,37 @@ def check_same_grid(image: RasterInfo, label: RasterInfo) -> None:
 def read_bands(path: str | Path, indices: list[int] | None = None) -> tuple[np.ndarray, RasterInfo]:
     """Read bands (0-based ``indices``, default all) as float32 ``(C, H, W)``; nodata becomes NaN."""
     with open_geotiff(path) as src:
-        info = RasterInfo(Path(path), src.count, src.height, src.width, src.crs, src.transform,
-                          src.nodata, tuple(src.descriptions))
-        data = src.read([i + 1 for i in indices] if indices is not None else None).astype(np.float32)
+        info = _info(path, src)
+        data = read(src, path, [i + 1 for i in indices] if indices is not None else None)
+    data = data.astype(np.float32)
     if info.nodata is not None and not np.isnan(info.nodata):
         data[data == info.nodata] = np.nan
     return data, info
+
+
+def read_labels(path: str | Path) -> tuple[np.ndarray, RasterInfo]:
+    """The first band of a label raster, as stored (integers), and its layout."""
+    with open_geotiff(path) as src:
+        info = _info(path, src)
+        labels = read(src, path, 1)
+    if not np.issubdtype(labels.dtype, np.integer):
+        finite = labels[np.isfinite(labels)]
+        if not np.array_equal(finite, np.round(finite)):
+            raise GeoTiffError(f"{path}: label values must be whole class numbers, got "
+                               f"{labels.dtype} values such as {finite[finite != np.round(finite)][0]:g}")
+    return labels, info
+
+
+def nodata_only(path: str | Path, nodata: float | None) -> GeoTiffError:
+    """The error for a file without a single valid pixel."""
+    what = f"nodata ({nodata:g}) or NaN" if nodata is not None else "NaN (no nodata value set)"
+    return GeoTiffError(f"{path}: every pixel is {what}; remove this file or fix its nodata value")
+
+
+def check_has_pixels(path: str | Path, data: np.ndarray, nodata: float | None) -> None:
+    """Some pixel of ``data`` (nodata already NaN) must be valid in every band."""
+    if not np.isfinite(data).all(axis=0).any():
+        raise nodata_only(path, nodata)
 
 
 def write_geotiff(path: str | Path, array: np.ndarray, *, crs: Any, transform: Any,

@@ -2,7 +2,8 @@
 
 torchgeo's trainers default to micro-averaged IoU, which flatters the majority class; here mIoU
 and F1 are macro (mean over classes), pixel accuracy is micro (fraction of pixels), and a
-per-class IoU reports one class (e.g. water) as a scalar.
+per-class IoU reports one class (e.g. water) as a scalar. ``num_classes`` and ``ignore_index``
+come from the data specification (or the head), never from a default here.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from torchmetrics.classification import (
     MulticlassF1Score,
     MulticlassJaccardIndex,
 )
+
+from domainfm.errors import ConfigError
+from domainfm.records import NonNegativeInt, PositiveInt
 
 
 class ClassIoU(MulticlassJaccardIndex):
@@ -27,24 +31,24 @@ class ClassIoU(MulticlassJaccardIndex):
         return super().compute()[self.class_index]
 
 
-def build_miou(*, num_classes: int = 2, ignore_index: int = -1) -> MulticlassJaccardIndex:
+def build_miou(*, num_classes: PositiveInt, ignore_index: int | None = None) -> MulticlassJaccardIndex:
     return MulticlassJaccardIndex(num_classes=num_classes, average="macro", ignore_index=ignore_index)
 
 
-def build_class_iou(*, num_classes: int = 2, class_index: int = 1,
-                    ignore_index: int = -1) -> ClassIoU:
+def build_class_iou(*, num_classes: PositiveInt, class_index: NonNegativeInt = 1,
+                    ignore_index: int | None = None) -> ClassIoU:
+    """IoU of ``class_index`` (default 1: water in the embedded data)."""
     if not 0 <= class_index < num_classes:
-        from domainfm.errors import DomainfmError
-
-        raise DomainfmError(f"class_index {class_index} is outside 0..{num_classes - 1}")
+        raise ConfigError(f"class_index {class_index} is outside 0..{num_classes - 1}")
     return ClassIoU(num_classes=num_classes, class_index=class_index, ignore_index=ignore_index)
 
 
-def build_f1(*, num_classes: int = 2, ignore_index: int = -1) -> MulticlassF1Score:
+def build_f1(*, num_classes: PositiveInt, ignore_index: int | None = None) -> MulticlassF1Score:
     return MulticlassF1Score(num_classes=num_classes, average="macro", ignore_index=ignore_index)
 
 
-def build_pixel_accuracy(*, num_classes: int = 2, ignore_index: int = -1) -> MulticlassAccuracy:
+def build_pixel_accuracy(*, num_classes: PositiveInt,
+                         ignore_index: int | None = None) -> MulticlassAccuracy:
     return MulticlassAccuracy(num_classes=num_classes, average="micro", ignore_index=ignore_index)
 
 

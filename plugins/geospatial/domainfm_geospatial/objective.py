@@ -3,7 +3,8 @@
 75% of the tubelet tokens are dropped at random; the encoder sees the rest, a light transformer
 decoder (its own 3D sin-cos positions, mask token and, for TL models, its own time/location
 encodings) reconstructs every tubelet, and the loss is the MSE on the masked ones only, against
-raw or per-patch normalised pixels. The decoder's module names match the official checkpoints.
+raw or per-patch normalised pixels. The decoder's module names match the official checkpoints
+(layout ``prithvi``: :func:`domainfm_geospatial.weights.prithvi_mae`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import torch
 from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
-from domainfm.errors import DomainfmError
+from domainfm.errors import ConfigError
+from domainfm.records import PositiveInt
+
 from domainfm_geospatial.encoder import LocationEncoder, PrithviViT, TemporalEncoder, sincos_3d
 
 
@@ -56,12 +59,13 @@ class PrithviMAE(nn.Module):
                  decoder_dim: int, decoder_depth: int, decoder_heads: int) -> None:
         super().__init__()
         if not isinstance(encoder, PrithviViT):
-            raise DomainfmError(f"geospatial.mae needs a geospatial.prithvi encoder, "
-                                f"got {type(encoder).__name__}")
+            raise ConfigError(f"geospatial.mae needs a geospatial.prithvi encoder, "
+                              f"got {type(encoder).__name__}")
         if not 0.0 < mask_ratio < 1.0:
-            raise DomainfmError(f"mask_ratio must be in (0, 1), got {mask_ratio}")
+            raise ConfigError(f"mask_ratio must be in (0, 1), got {mask_ratio}")
         self.mask_ratio, self.norm_pix_loss = mask_ratio, norm_pix_loss
         self.decoder_dim = decoder_dim
+        self.bands = list(encoder.bands)  # the order of decoder_pred's per-pixel outputs
         self.decoder_embed = nn.Linear(encoder.embed_dim, decoder_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_dim))
         if encoder.temporal_encoding:
@@ -131,9 +135,9 @@ def build_mae(
     *,
     mask_ratio: float = 0.75,
     norm_pix_loss: bool = False,
-    decoder_dim: int | None = None,
-    decoder_depth: int | None = None,
-    decoder_heads: int | None = None,
+    decoder_dim: PositiveInt | None = None,
+    decoder_depth: PositiveInt | None = None,
+    decoder_heads: PositiveInt | None = None,
 ) -> PrithviMAE:
     """Prithvi's MAE; decoder sizes default to the encoder preset's (512 wide, 8 blocks, 16 heads)."""
     defaults = getattr(encoder, "decoder_defaults", {})

@@ -1,4 +1,4 @@
-"""Quick-look PNGs: a scene in true colour beside its predicted classes, and MAE reconstructions.
+"""Quick-look PNGs: a scene in true colour beside its predicted classes.
 
 Scenes are read decimated (at most ``max_side`` pixels a side), so a quick look of a huge scene
 costs no more memory than a small one.
@@ -56,23 +56,6 @@ def scene_and_prediction(source: Path, prediction: Path, rgb_bands: list[int], d
     fig.colorbar(image, ax=axes[1], fraction=0.046)
     for ax in axes:
         ax.set_axis_off()
-    with atomic_path(destination) as tmp:
-        fig.savefig(tmp, dpi=100, bbox_inches="tight", format="png")
-    plt.close(fig)
-    return destination
-
-
-def reconstruction(image: np.ndarray, masked: np.ndarray, recon: np.ndarray, rgb: list[int],
-                   destination: Path) -> Path:
-    """Rows = frames; columns = input, masked input, MAE reconstruction (all ``(C, T, H, W)``)."""
-    frames = image.shape[1]
-    fig, axes = plt.subplots(frames, 3, figsize=(9, 3 * frames), squeeze=False)
-    for t in range(frames):
-        for col, (data, title) in enumerate([(image, "input"), (masked, "visible to the encoder"),
-                                             (recon, "reconstruction")]):
-            axes[t, col].imshow(_stretch(data[rgb, t]))
-            axes[t, col].set_title(f"{title}, frame {t}")
-            axes[t, col].set_axis_off()
     with atomic_path(destination) as tmp:
         fig.savefig(tmp, dpi=100, bbox_inches="tight", format="png")
     plt.close(fig)

@@ -6,14 +6,19 @@ GeoTIFF, also window by window, with GDAL's block cache capped. Memory therefore
 tile size and the batch of tiles, never on the scene size. Overlapping predictions are blended
 by their normalised weights, so a model whose output at a pixel depends only on its neighbourhood
 gives exactly the untiled result. Output keeps the input's CRS, transform and size.
+
+Bands, normalisation, frames and the nodata value come from the model's data specification
+(``model.spec.data``), never from the training data or config. Every input is checked before
+anything is written, and a failure while predicting removes what this call had written.
 """
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import rasterio
@@ -21,10 +26,12 @@ import torch
 from rasterio.windows import Window
 from tqdm.auto import tqdm
 
-from domainfm.errors import DomainfmError
+from domainfm.errors import ConfigError, DataError, DomainfmError
 from domainfm.io import atomic_path
+from domainfm.records import NonNegativeInt, PositiveInt
+
 from domainfm_geospatial import io as gio
-from domainfm_geospatial.data import Preprocess, lat_lon, parse_dates
+from domainfm_geospatial.data.preprocess import Preprocess, lat_lon, parse_dates
 
 CLASS_NODATA = 255
 _CACHE_MB = 8  # GDAL block cache: part of the bounded working set
@@ -74,10 +81,8 @@ def predict_scene(
     ``"probabilities"`` writes the blended softmax, ``"values"`` the blended raw outputs (float32).
     """
     if overlap < 0 or overlap >= tile:
-        raise DomainfmError(f"overlap must be in [0, tile_size={tile}), got {overlap}")
-    info = gio.raster_info(source)
-    gio.check_band_count(info, prep.expected_count(),
-                         "file_bands x num_frames" if prep.frames > 1 else "file_bands")
+        raise ConfigError(f"overlap must be in [0, tile_size={tile}), got {overlap}")
+    info = check_input(source, prep)
     weights = torch.from_numpy(ramp(tile, overlap))
     windows = list(_tiles(info.height, info.width, tile, tile - overlap))
     with tempfile.TemporaryDirectory(prefix=".tiles-", dir=destination.parent) as tmp, \
@@ -89,12 +94,18 @@ def predict_scene(
         with gio.open_geotiff(source) as src, rasterio.open(acc_path, "w+", **profile) as acc:
             bar = tqdm(total=len(windows), desc=f"predict {source.name}", unit="tile",
                        disable=not progress)
+            seen_valid = False
             for start in range(0, len(windows), batch_size):
                 chunk = windows[start:start + batch_size]
-                images, valids = zip(*(_read_tile(src, w, prep, tile) for w in chunk))
+                images, valids = zip(*(_read_tile(src, source, w, prep, tile) for w in chunk))
+                seen_valid = seen_valid or any(bool(v.any()) for v in valids)
                 batch_extra = extra(info) if extra else {}
                 with torch.no_grad():
                     out = fn(torch.stack(images), **batch_extra).float()
+                if out.ndim != 4:
+                    raise ConfigError("geospatial.geotiff writes per-pixel predictions, but this "
+                                      f"model's head gives {tuple(out.shape)} per batch (one "
+                                      "value per window); use a segmentation or regression head")
                 if kind != "values":
                     out = out.softmax(dim=1)
                 for w, pred, valid in zip(chunk, out, valids):
@@ -106,15 +117,23 @@ def predict_scene(
                     acc.write(current.numpy(), window=w)
                 bar.update(len(chunk))
             bar.close()
+            if not seen_valid:
+                raise gio.nodata_only(source, info.nodata if info.nodata is not None else prep.nodata)
             _finalise(acc, destination, info, channels, kind, tile)
     return destination
 
 
-def _read_tile(src: Any, window: Window, prep: Preprocess, tile: int
+def check_input(path: Path, prep: Preprocess) -> gio.RasterInfo:
+    """A readable GeoTIFF holding ``num_frames`` stacks of the model's ``file_bands``."""
+    info = gio.raster_info(path)
+    gio.check_band_count(info, prep.expected_count(), prep.what_count())
+    return info
+
+
+def _read_tile(src: Any, path: Path, window: Window, prep: Preprocess, tile: int
                ) -> tuple[torch.Tensor, torch.Tensor]:
-    raw = src.read([i + 1 for i in prep.file_indices()], window=window).astype(np.float32)
-    if src.nodata is not None and not np.isnan(src.nodata):
-        raw[raw == src.nodata] = np.nan
+    raw = gio.read(src, path, [i + 1 for i in prep.file_indices()], window=window)
+    raw = prep.mask_nodata(raw, src.nodata)
     h, w = raw.shape[-2:]
     if (h, w) != (tile, tile):  # a scene smaller than the tile: pad with nodata
         raw = np.pad(raw, ((0, 0), (0, tile - h), (0, tile - w)), constant_values=np.nan)
@@ -149,37 +168,32 @@ def _finalise(acc: Any, destination: Path, info: gio.RasterInfo, channels: int, 
 # --------------------------------------------------------------------------- the predictor
 
 
-def _data_params(config: dict[str, Any]) -> dict[str, Any]:
-    return dict((config.get("data") or {}).get("params") or {})
-
-
-def build_predictor(*, tile_size: int | None = None, overlap: int = 16, batch_size: int = 4,
-                    output: str = "classes", dates: list[str] | None = None,
-                    progress: bool = True, quicklook: bool = False) -> Callable[..., list[Path]]:
+def build_predictor(*, tile_size: PositiveInt | None = None, overlap: NonNegativeInt = 16,
+                    batch_size: PositiveInt = 4,
+                    output: Literal["classes", "probabilities", "values"] = "classes",
+                    dates: list[str] | None = None, progress: bool = True,
+                    quicklook: bool = False) -> Callable[..., list[Path]]:
     """GeoTIFF(s) -> ``<stem>_pred.tif`` on the same grid.
 
     Inputs hold ``num_frames`` time-major stacks of the training data's ``file_bands``; bands,
-    normalisation and frames come from the model's training config. ``dates`` (one per frame)
-    are required by models with temporal encoding. ``output``: classes, probabilities or values.
-    ``quicklook`` also writes ``<stem>_pred.png``: the last frame in true colour beside the result.
+    normalisation, frames and nodata come from the model's data specification. ``dates`` (one
+    per frame) are required by models with temporal encoding. ``output``: classes,
+    probabilities or values (regression heads always write values). ``quicklook`` also writes
+    ``<stem>_pred.png``: the last frame in true colour beside the result.
     """
-    if output not in ("classes", "probabilities", "values"):
-        raise DomainfmError(f"output must be classes, probabilities or values, got {output!r}")
 
     def run(model: Any, source: Path, destination: Path) -> list[Path]:
         encoder, head = model.encoder, model.head
         if head is None:
-            raise DomainfmError("geospatial prediction needs a fine-tuned model with a head")
-        params = _data_params(model.config)
-        frames = int(params.get("num_frames") or encoder.num_frames)
-        prep = Preprocess.create(file_bands=params.get("file_bands"), bands=params.get("bands"),
-                                 mean=params.get("mean"), std=params.get("std"), frames=frames)
+            raise ConfigError("geospatial prediction needs a fine-tuned model with a head")
+        prep = Preprocess.from_spec(model.spec.data)
+        frames = prep.frames
         temporal = parse_dates(dates) if dates else None
         if encoder.temporal_encoding and temporal is None:
-            raise DomainfmError("this model uses temporal encoding: give the predictor `dates` "
-                                f"(one YYYY-MM-DD per frame, {frames} in all)")
+            raise ConfigError("this model uses temporal encoding: give the predictor `dates` "
+                              f"(one YYYY-MM-DD per frame, {frames} in all)")
         if temporal is not None and len(temporal) != frames:
-            raise DomainfmError(f"`dates` has {len(temporal)} entries for {frames} frames")
+            raise ConfigError(f"`dates` has {len(temporal)} entries for {frames} frames")
 
         def fn(x: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
             batch = {"image": x, **{k: v.expand(len(x), *v.shape[1:]) for k, v in extra.items()}}
@@ -193,17 +207,24 @@ def build_predictor(*, tile_size: int | None = None, overlap: int = 16, batch_si
                 extra["temporal_coords"] = temporal[None]
             return extra
 
-        sources = sorted(source.glob("*.tif")) if source.is_dir() else [source]
-        if not sources:
-            raise DomainfmError(f"no .tif files in {source}")
-        destination.mkdir(parents=True, exist_ok=True)
+        source, destination = Path(source), Path(destination)
+        if source.is_dir():
+            sources = sorted(source.glob("*.tif"))
+            if not sources:
+                raise DataError(f"no .tif files in {source}")
+        else:
+            sources = [source]
+        for path in sources:  # every input checked before anything is written
+            check_input(path, prep)
         tile = tile_size or encoder.img_size
         num_classes = getattr(head, "num_classes", 1)
-        kind = "values" if num_classes == 1 and not hasattr(head, "num_classes") else output
-        written = []
+        kind = "values" if not hasattr(head, "num_classes") else output
+        created = not destination.exists()
+        written: list[Path] = []
         was_training = encoder.training
         encoder.eval(), head.eval()
         try:
+            destination.mkdir(parents=True, exist_ok=True)
             for path in sources:
                 out = predict_scene(
                     path, destination / f"{path.stem}_pred.tif", fn, prep, tile=tile,
@@ -212,6 +233,13 @@ def build_predictor(*, tile_size: int | None = None, overlap: int = 16, batch_si
                 written.append(out)
                 if quicklook:
                     written.append(_quicklook(path, out, prep))
+        except DomainfmError:
+            if created:
+                shutil.rmtree(destination, ignore_errors=True)
+            else:
+                for path in written:
+                    path.unlink(missing_ok=True)
+            raise
         finally:
             encoder.train(was_training), head.train(was_training)
         return written

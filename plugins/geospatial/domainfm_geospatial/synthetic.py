@@ -15,6 +15,7 @@ which is what pretraining on many unlabelled places teaches.
 
 from __future__ import annotations
 
+import tempfile
 from datetime import date
 from pathlib import Path
 
@@ -118,3 +119,13 @@ def example_stack(path: str | Path, *, size: int = 80, frames: int = 3, seed: in
     images, _ = scene(rng, size, DATES[:frames])
     return write_geotiff(path, images.reshape(-1, size, size), crs=CRS_UTM14N,
                          transform=from_origin(440_000, 3_160_000, 30, 30), nodata=NODATA)
+
+
+def generated(root: str | None, kind: str, **kwargs: object) -> str:
+    """``root`` (a new temporary folder when None), first filled with the embedded ``kind``
+    (``scenes`` or ``chips``) when it holds no labels yet."""
+    folder = Path(root) if root else Path(tempfile.mkdtemp(prefix="domainfm-geospatial-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    if not any(folder.glob("*_mask.tif" if kind == "scenes" else "*_label.tif")):
+        {"scenes": make_scenes, "chips": make_chips}[kind](folder, **kwargs)
+    return str(folder)

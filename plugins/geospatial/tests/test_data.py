@@ -5,7 +5,7 @@ import torch
 from rasterio.transform import from_origin
 from torch.utils.data import DistributedSampler
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
 from domainfm_geospatial.bands import EO2_MEAN, EO2_STD, HLS_BANDS
 from domainfm_geospatial.data import build_chips, build_scenes, build_water
 from domainfm_geospatial.io import write_geotiff
@@ -14,7 +14,7 @@ from domainfm_geospatial.synthetic import CRS_UTM14N, DATES, make_chips, make_sc
 
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory):
-    return make_scenes(tmp_path_factory.mktemp("scenes"), places=4, size=32)
+    return make_scenes(tmp_path_factory.mktemp("scenes"), places=5, size=32)
 
 
 def test_generated_scenes_are_georeferenced_dated_stacks(scenes):
@@ -32,6 +32,9 @@ def test_batches_are_normalised_stacks_with_dates_and_labels(scenes):
     dm = build_scenes(root=str(scenes), chip_size=32, batch_size=2, val_fraction=0.25)
     dm.setup("fit")
     assert len(dm.train_set) == 3 and len(dm.val_set) == 1  # split by place
+    assert len(dm.test_set) == 1
+    places = {split: {key[0] for key in dm.split_keys(split)} for split in ("train", "val", "test")}
+    assert not places["test"] & (places["val"] | places["train"])  # a test place is only in test
     sample = dm.train_set[0]
     assert sample["image"].shape == (6, 3, 32, 32)
     assert sample["temporal_coords"][:, 1].tolist() == [105.0, 196.0, 288.0]
@@ -43,10 +46,11 @@ def test_batches_are_normalised_stacks_with_dates_and_labels(scenes):
 
 def test_normalisation_uses_prithvi_statistics(tmp_path):
     image = np.stack([np.full((16, 16), m + 2 * s, np.float32) for m, s in zip(EO2_MEAN, EO2_STD)])
-    write_geotiff(tmp_path / "a_input.tif", image, crs=CRS_UTM14N,
-                  transform=from_origin(0, 0, 30, 30))
-    write_geotiff(tmp_path / "a_label.tif", np.ones((16, 16), np.uint8), crs=CRS_UTM14N,
-                  transform=from_origin(0, 0, 30, 30))
+    for name in "abc":  # three chips: one per split
+        write_geotiff(tmp_path / f"{name}_input.tif", image, crs=CRS_UTM14N,
+                      transform=from_origin(0, 0, 30, 30))
+        write_geotiff(tmp_path / f"{name}_label.tif", np.ones((16, 16), np.uint8), crs=CRS_UTM14N,
+                      transform=from_origin(0, 0, 30, 30))
     dm = build_chips(root=str(tmp_path))
     dm.setup()
     assert torch.allclose(dm.train_set[0]["image"], torch.full((6, 1, 16, 16), 2.0))
@@ -55,7 +59,7 @@ def test_normalisation_uses_prithvi_statistics(tmp_path):
 def test_nodata_pixels_are_zeroed_and_ignored(scenes):
     dm = build_scenes(root=str(scenes), chip_size=32, val_fraction=0.25, seed=0)
     dm.setup()
-    for split in (dm.train_set, dm.val_set):
+    for split in (dm.train_set, dm.val_set, dm.test_set):
         for i in range(len(split)):
             s = split[i]
             if (s["target"][:, :4] == -1).all():  # place 0: nodata margin
@@ -65,7 +69,7 @@ def test_nodata_pixels_are_zeroed_and_ignored(scenes):
 
 
 def test_bands_by_name_or_index_with_their_statistics(tmp_path):
-    make_chips(tmp_path, chips=2, size=16)
+    make_chips(tmp_path, chips=3, size=16)
     by_name = build_chips(root=str(tmp_path), bands=["NIR_NARROW", "RED"])
     by_index = build_chips(root=str(tmp_path), bands=[3, 2])
     for dm in (by_name, by_index):
@@ -107,15 +111,16 @@ def test_random_geo_sampler_is_seeded(scenes):
         dm = build_scenes(root=str(scenes), chip_size=16, sampler="random", samples_per_epoch=10,
                           seed=5)
         dm.setup()
-        windows.append([(w[0].start, w[1].start) for w in dm.train_set.windows + dm.val_set.windows])
+        windows.append([(w[0].start, w[1].start)
+                        for w in dm.train_set.windows + dm.val_set.windows + dm.test_set.windows])
     assert windows[0] == windows[1] and len(windows[0]) == 10
 
 
 def test_water_dataset_variants(tmp_path):
-    scene_dm = build_water(root=str(tmp_path), places=2, size=32, chip_size=16, target="scene")
+    scene_dm = build_water(root=str(tmp_path), places=3, size=32, chip_size=16, target="scene")
     scene_dm.setup()
     assert scene_dm.train_set[0]["target"].shape == ()
-    ndwi_dm = build_water(root=str(tmp_path), places=2, size=32, target="ndwi")
+    ndwi_dm = build_water(root=str(tmp_path), places=3, size=32, target="ndwi")
     ndwi_dm.setup()
     t = ndwi_dm.train_set[0]["target"]
     assert t.dtype == torch.float32 and t.shape == (32, 32)
@@ -133,14 +138,19 @@ def test_band_count_different_from_the_config(tmp_path):
 
 
 def test_all_nodata_chip(tmp_path):
+    make_chips(tmp_path, chips=2, size=16)
     write_geotiff(tmp_path / "x_input.tif", np.full((6, 16, 16), -9999, np.float32),
                   crs=CRS_UTM14N, transform=from_origin(0, 0, 30, 30), nodata=-9999)
     write_geotiff(tmp_path / "x_label.tif", np.zeros((16, 16), np.uint8), crs=CRS_UTM14N,
                   transform=from_origin(0, 0, 30, 30))
-    dm = build_chips(root=str(tmp_path))
-    dm.setup()
     with pytest.raises(DomainfmError, match=r"x_input.tif: every pixel is nodata \(-9999"):
-        dm.train_set[0]
+        build_chips(root=str(tmp_path)).setup()  # found while checking, before any write
+    dm = build_chips(root=str(tmp_path), check_pixels=False, seed=1)
+    dm.setup()  # headers only: the chip fails when it is read
+    split = next(s for s in ("train", "val", "test") if "x_input.tif" in dm.split_keys(s))
+    dataset = dm.sets[split]
+    with pytest.raises(DomainfmError, match=r"x_input.tif: every pixel is nodata \(-9999"):
+        dataset[[p[0].name for p in dataset.pairs].index("x_input.tif")]
 
 
 @pytest.mark.parametrize("size,crs,match", [
@@ -173,7 +183,7 @@ def test_missing_dates(tmp_path):
     # a model with temporal encoding and chips without dates
     from domainfm_geospatial.encoder import build_prithvi
 
-    make_chips(tmp_path, chips=2, size=16)
+    make_chips(tmp_path, chips=3, size=16)
     dm = build_chips(root=str(tmp_path))
     dm.setup()
     batch = next(iter(dm.train_dataloader()))
@@ -184,8 +194,7 @@ def test_missing_dates(tmp_path):
     short = tmp_path / "short"
     make_scenes(short, places=1, size=16, dates=DATES[:2])
     dm = build_scenes(root=str(short), chip_size=16, num_frames=3)
-    dm.setup()
     with pytest.raises(DomainfmError, match="has 2 dates .* but num_frames=3"):
-        dm.train_set[0]
+        dm.setup()  # found while checking, before any write
     with pytest.raises(DomainfmError, match="`dates` has 2 entries but num_frames=3"):
         build_chips(root=str(tmp_path), num_frames=3, dates=["2023-01-01", "2023-02-01"])

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
 from domainfm_geospatial.encoder import PRESETS, build_prithvi, sincos_3d
 
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
 from domainfm_geospatial.encoder import build_prithvi
 from domainfm_geospatial.heads import build_classification, build_regression, build_segmentation
 from domainfm_geospatial.metrics import (
@@ -17,7 +17,7 @@ def _batch(t=3, target=None):
 @pytest.mark.parametrize("frames", [1, 3])
 def test_segmentation_single_and_multi_temporal(frames):
     enc = build_prithvi("tiny")
-    head = build_segmentation(enc, num_classes=3, frames=frames)
+    head = build_segmentation(enc, num_classes=3, num_frames=frames, ignore_index=-1)
     target = torch.randint(0, 3, (2, 32, 32))
     target[0, :4] = -1
     batch = _batch(frames, target)
@@ -31,7 +31,7 @@ def test_segmentation_single_and_multi_temporal(frames):
 
 def test_segmentation_checks_frames_and_labels():
     enc = build_prithvi("tiny")
-    head = build_segmentation(enc, num_classes=2)  # built for the encoder's 3 frames
+    head = build_segmentation(enc, num_classes=2, ignore_index=-1)  # the encoder's 3 frames
     batch = _batch(1, torch.zeros(2, 32, 32, dtype=torch.long))
     with pytest.raises(DomainfmError, match="built for 3 frames but the input has 1"):
         head(enc(batch), batch)
@@ -68,7 +68,7 @@ def test_miou_is_macro_and_pixel_accuracy_is_micro():
     scores = {}
     for name, build in [("miou", build_miou), ("acc", build_pixel_accuracy), ("f1", build_f1),
                         ("water", build_class_iou)]:
-        metric = build()
+        metric = build(num_classes=2, ignore_index=-1)
         metric.update(logits, target)
         scores[name] = metric.compute().item()
     assert scores["water"] == pytest.approx(0.5)
@@ -78,7 +78,7 @@ def test_miou_is_macro_and_pixel_accuracy_is_micro():
 
 
 def test_metrics_skip_ignored_pixels_and_rmse_skips_nan():
-    metric = build_miou()
+    metric = build_miou(num_classes=2, ignore_index=-1)
     logits = torch.tensor([[[5.0, 0.0], [0.0, 5.0]]])  # (1, K=2, 2 pixels): classes 0 then 1
     metric.update(logits, torch.tensor([[0, -1]]))
     # the wrong class-1 prediction sits on an ignored pixel: it counts for nothing, and a class

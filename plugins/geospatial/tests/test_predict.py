@@ -6,7 +6,7 @@ import rasterio
 import torch
 from rasterio.transform import from_origin
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
 from domainfm_geospatial.data import Preprocess
 from domainfm_geospatial.encoder import build_prithvi
 from domainfm_geospatial.heads import build_segmentation
@@ -76,10 +76,13 @@ def test_bad_scene_inputs(tmp_path):
 
 
 def _model(**encoder_kwargs):
+    """A model whose data specification is that of the embedded water data (3 frames)."""
     encoder = build_prithvi("tiny", **encoder_kwargs).eval()
-    head = build_segmentation(encoder).eval()
-    return SimpleNamespace(encoder=encoder, head=head,
-                           config={"data": {"name": "geospatial.water", "params": {}}})
+    head = build_segmentation(encoder, num_classes=2, ignore_index=-1).eval()
+    prep = Preprocess.create(file_bands=None, bands=None, mean=None, std=None, frames=3,
+                             nodata=NODATA)
+    data = prep.spec(num_classes=2, ignore_index=-1)
+    return SimpleNamespace(encoder=encoder, head=head, spec=SimpleNamespace(data=data))
 
 
 def test_predictor_writes_classes_on_the_input_grid(tmp_path):

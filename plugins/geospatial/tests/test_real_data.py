@@ -1,5 +1,11 @@
-"""The real HLS chip from ../shared/data/geospatial (beside the repository), when present."""
+"""The real HLS chip from ../shared/data/geospatial (beside the repository), when present.
 
+The folder holds one chip; the chip dataset splits its chips into train, validation and test,
+so these tests run on three copies of it in a temporary folder (the copies only feed the
+splits: the test checks loading, training, export and georeferencing, not a score).
+"""
+
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,16 +21,27 @@ pytestmark = pytest.mark.skipif(
     not (CHIP.is_file() and (DATA / "hls_chip_224_label.tif").is_file()),
     reason=f"real HLS chip not found in {DATA} (the shared data folder beside the repository)",
 )
-OVERRIDES = [f"data.params.root={DATA}", "trainer.max_steps=2", "trainer.enable_progress_bar=false",
+OVERRIDES = ["trainer.max_steps=2", "trainer.enable_progress_bar=false",
              "encoder.preset=tiny", "encoder.params.patch_size=16",  # the config runs eo2_100m widths
              "trainer.limit_val_batches=1"]
 
 
-def test_chip_loads_with_six_of_its_ten_bands():
+@pytest.fixture
+def chips(tmp_path):
+    """Three copies of the real chip and its label, one per split."""
+    folder = tmp_path / "chips"
+    folder.mkdir()
+    for copy in "abc":
+        for part in ("input", "label"):
+            shutil.copy(DATA / f"hls_chip_224_{part}.tif", folder / f"hls_chip_224_{copy}_{part}.tif")
+    return folder
+
+
+def test_chip_loads_with_six_of_its_ten_bands(chips):
     from domainfm_geospatial.data import build_chips
     from domainfm.config import load_config
 
-    params = load_config(CONFIG).data.params | {"root": str(DATA)}
+    params = load_config(CONFIG).data.params | {"root": str(chips)}
     dm = build_chips(**params)
     dm.setup()
     sample = dm.train_set[0]
@@ -34,10 +51,11 @@ def test_chip_loads_with_six_of_its_ten_bands():
     assert 28 < sample["location_coords"][0] < 29  # EPSG:32614 centre -> Texas
 
 
-def test_finetune_export_and_predict_keep_the_georeferencing(tmp_path):
+def test_finetune_export_and_predict_keep_the_georeferencing(tmp_path, chips):
     import domainfm
 
-    run = domainfm.finetune(CONFIG, OVERRIDES + [f"output_dir={tmp_path / 'run'}"])
+    run = domainfm.finetune(CONFIG, OVERRIDES + [f"output_dir={tmp_path / 'run'}",
+                                                 f"data.params.root={chips}"])
     assert np.isfinite(run.metrics["train_loss"]) and "val/miou" in run.metrics
     export = domainfm.export(tmp_path / "run", tmp_path / "export")
     written = domainfm.predict(export, CHIP, tmp_path / "pred",
