@@ -27,7 +27,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from domainfm_timeseries.data import ForecastDataModule  # noqa: E402
+from domainfm_timeseries.data.forecast import ForecastDataModule  # noqa: E402
 from domainfm_timeseries.encoder import build_ttm  # noqa: E402
 from domainfm_timeseries.heads import build_forecast_head  # noqa: E402
 from domainfm_timeseries.metrics import ForecastMAE, ForecastMSE  # noqa: E402

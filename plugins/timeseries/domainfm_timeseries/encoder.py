@@ -11,66 +11,16 @@ in granite-tsfm. With a full observed context this is exactly granite's computat
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Any
 
 import torch
 from torch import nn
 
-from domainfm.errors import DomainfmError
-from domainfm_timeseries.frequency import VOCAB_SIZE
+from domainfm.errors import ConfigError, DomainfmError
+from domainfm.records import NonNegativeInt, PositiveInt
 from domainfm_timeseries.mixer import MixerStack
-
-Mode = Literal["common_channel", "mix_channel"]
-
-
-@dataclass(frozen=True)
-class TTMConfig:
-    """Hyper-parameters of a TTM; field names are granite-tsfm's where one exists."""
-
-    context_length: int = 512
-    prediction_length: int = 96
-    patch_length: int = 64
-    patch_stride: int = 64
-    d_model: int = 192
-    num_layers: int = 2
-    adaptive_patching_levels: int = 3
-    expansion_factor: int = 2
-    dropout: float = 0.2
-    mode: Mode = "common_channel"
-    num_input_channels: int = 1
-    resolution_prefix_tuning: bool = False
-    frequency_token_vocab_size: int = VOCAB_SIZE
-    decoder_d_model: int = 128
-    decoder_num_layers: int = 2
-    decoder_mode: Mode = "common_channel"
-    head_dropout: float = 0.7
-
-    @property
-    def num_patches(self) -> int:
-        """Patches the mixer sees, including the resolution prefix token when enabled."""
-        n = (max(self.context_length, self.patch_length) - self.patch_length) // self.patch_stride + 1
-        return n + int(self.resolution_prefix_tuning)
-
-    def validate(self) -> "TTMConfig":
-        if self.context_length < self.patch_length:
-            raise DomainfmError(f"timeseries.ttm: context_length={self.context_length} must be at "
-                                f"least patch_length={self.patch_length}")
-        if self.d_model % (2 ** max(self.adaptive_patching_levels - 1, 0)):
-            raise DomainfmError(f"timeseries.ttm: d_model={self.d_model} must be divisible by "
-                                f"2^(adaptive_patching_levels-1)={2 ** (self.adaptive_patching_levels - 1)}")
-        return self
-
-
-PRESETS: dict[str, dict[str, Any]] = {
-    # granite-timeseries-ttm-r2, 512-96 (main branch): 805,280 parameters with the point head
-    "r2_512_96": asdict(TTMConfig()),
-    # a small model for tests and smoke runs: forward+backward on a batch of 2 in milliseconds
-    "tiny": asdict(TTMConfig(context_length=64, prediction_length=16, patch_length=8,
-                             patch_stride=8, d_model=16, num_layers=1, adaptive_patching_levels=2,
-                             decoder_d_model=8, decoder_num_layers=1, dropout=0.0,
-                             head_dropout=0.0)),
-}
+from domainfm_timeseries.presets import PRESETS, DropoutRate, Mode, TTMConfig
 
 
 class StdScaler(nn.Module):
@@ -180,23 +130,26 @@ class TTMBackbone(nn.Module):
 
 
 def config_from(preset: str, **overrides: Any) -> TTMConfig:
+    """A preset's config with the overrides that are not None."""
     if preset not in PRESETS:
-        raise DomainfmError(f"timeseries.ttm: unknown preset {preset!r}; valid presets: "
-                            f"{', '.join(sorted(PRESETS))}")
+        raise ConfigError(f"timeseries.ttm: unknown preset {preset!r}; valid presets: "
+                          f"{', '.join(sorted(PRESETS))}")
     values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
     return replace(TTMConfig(), **values)
 
 
-def build_ttm(*, preset: str = "tiny", context_length: int | None = None,
-              prediction_length: int | None = None, patch_length: int | None = None,
-              patch_stride: int | None = None, d_model: int | None = None,
-              num_layers: int | None = None, adaptive_patching_levels: int | None = None,
-              expansion_factor: int | None = None, dropout: float | None = None,
-              mode: Mode | None = None, num_input_channels: int | None = None,
+def build_ttm(*, preset: str = "tiny", context_length: PositiveInt | None = None,
+              prediction_length: PositiveInt | None = None, patch_length: PositiveInt | None = None,
+              patch_stride: PositiveInt | None = None, d_model: PositiveInt | None = None,
+              num_layers: PositiveInt | None = None,
+              adaptive_patching_levels: NonNegativeInt | None = None,
+              expansion_factor: PositiveInt | None = None, dropout: DropoutRate | None = None,
+              mode: Mode | None = None, num_input_channels: PositiveInt | None = None,
               resolution_prefix_tuning: bool | None = None,
-              frequency_token_vocab_size: int | None = None, decoder_d_model: int | None = None,
-              decoder_num_layers: int | None = None, decoder_mode: Mode | None = None,
-              head_dropout: float | None = None) -> TTMBackbone:
+              frequency_token_vocab_size: PositiveInt | None = None,
+              decoder_d_model: PositiveInt | None = None,
+              decoder_num_layers: PositiveInt | None = None, decoder_mode: Mode | None = None,
+              head_dropout: DropoutRate | None = None) -> TTMBackbone:
     """Build the TTM backbone; ``None`` keeps the preset's value.
 
     The decoder settings (``decoder_*``, ``prediction_length``, ``head_dropout``) travel with the

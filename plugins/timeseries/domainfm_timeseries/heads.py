@@ -1,14 +1,18 @@
 """Forecasting heads: TTM's decoder + linear forecast head, point or quantile.
 
 ``decoder.*`` and ``head.*`` follow granite-tsfm's ``TinyTimeMixerForPrediction`` so the
-official decoder and head load by name. The head reads the backbone's config for defaults, so
-``build(encoder)`` gives the decoder of the chosen preset.
+official decoder and head load by name (the ``granite`` layout in weights.py). The head reads
+the backbone's config for the decoder's defaults, so ``build(encoder)`` gives the decoder of the
+chosen preset; first weights come from the config's ``head.weights``, never a build parameter.
 
-Horizons: the head forecasts ``prediction_length`` steps; ``prediction_filter_length`` (or a
-target shorter than the horizon) keeps the first steps only, as granite-tsfm does.
+Horizons: the head forecasts ``prediction_length`` steps (the data's horizon when the host
+builds it); ``prediction_filter_length`` (or a target shorter than the horizon) keeps the first
+steps only, as granite-tsfm does.
 Exogenous infusion: ``exogenous_channels`` (indices into the input channels whose future values
 are known, passed as ``batch["future_exog"]`` (B, H, E)) enables granite's forecast channel
-mixing block after the head; ``prediction_channels`` choose which channels are forecast.
+mixing block after the head; ``prediction_channels`` choose which channels are forecast. Both
+come from the data specification (``timeseries.csv`` puts targets first, known-future
+exogenous columns last).
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from domainfm.errors import DomainfmError
-from domainfm_timeseries.encoder import Mode, TTMBackbone
+from domainfm.errors import ConfigError, DataError
+from domainfm.records import NonNegativeInt, PositiveInt
+from domainfm_timeseries.encoder import TTMBackbone
 from domainfm_timeseries.mixer import Dropout, GatedAttention, MixerStack
+from domainfm_timeseries.presets import DEFAULT_QUANTILES, DropoutRate, Mode, Quantile
 
 PointLoss = Literal["mse", "mae", "huber"]
+Channels = list[NonNegativeInt]
 
 
 class Decoder(nn.Module):
@@ -113,8 +120,8 @@ class ForecastHead(nn.Module):
         self.prediction_length = prediction_length or cfg.prediction_length
         self.filter_length = prediction_filter_length
         if self.filter_length is not None and not 0 < self.filter_length <= self.prediction_length:
-            raise DomainfmError(f"prediction_filter_length={self.filter_length} must be in "
-                                f"(0, prediction_length={self.prediction_length}]")
+            raise ConfigError(f"prediction_filter_length={self.filter_length} must be in "
+                              f"(0, prediction_length={self.prediction_length}]")
         channels = cfg.num_input_channels
         self.exogenous = sorted(exogenous_channels or [])
         if prediction_channels is None and self.exogenous:
@@ -122,8 +129,8 @@ class ForecastHead(nn.Module):
         self.prediction = sorted(prediction_channels) if prediction_channels is not None else None
         if any(i < 0 for i in (self.prediction or []) + self.exogenous) or (
                 set(self.prediction or []) & set(self.exogenous)):
-            raise DomainfmError(f"prediction_channels={self.prediction} and exogenous_channels="
-                                f"{self.exogenous} must be disjoint non-negative channel indices")
+            raise ConfigError(f"prediction_channels={self.prediction} and exogenous_channels="
+                              f"{self.exogenous} must be disjoint non-negative channel indices")
         self.loss_name = loss
         dropout = cfg.head_dropout if head_dropout is None else head_dropout
         dd = decoder_d_model or cfg.decoder_d_model
@@ -144,8 +151,16 @@ class ForecastHead(nn.Module):
     def _outputs(self) -> int:
         return 1
 
+    def _check_channels(self, channels: int) -> None:
+        used = (self.prediction or []) + self.exogenous
+        if used and max(used) >= channels:
+            raise DataError(f"the head reads channels {sorted(used)} (prediction_channels "
+                            f"{self.prediction}, exogenous_channels {self.exogenous}) but the "
+                            f"input has {channels} channel(s)")
+
     def scaled_forecast(self, features: dict[str, Any], batch: dict[str, Any]) -> torch.Tensor:
         """Forecast in the backbone's per-window scaled space, (B, H, C_pred[, Q])."""
+        self._check_channels(features["hidden"].shape[1])
         hidden = self.decoder(features["hidden"])
         flat = self.head.dropout(hidden.flatten(-2))
         out = self.head.base_forecast_block(flat)  # (B, C, H * outputs)
@@ -158,13 +173,13 @@ class ForecastHead(nn.Module):
         if self.exogenous:
             future = batch.get("future_exog")
             if future is None:
-                raise DomainfmError("this head infuses exogenous channels "
-                                    f"{self.exogenous}: the batch needs 'future_exog' "
-                                    "(batch, horizon, exogenous channels)")
+                raise DataError("this head infuses exogenous channels "
+                                f"{self.exogenous}: the batch needs 'future_exog' "
+                                "(batch, horizon, exogenous channels)")
             horizon = out.shape[1]
             if future.shape[1] < horizon or future.shape[-1] != len(self.exogenous):
-                raise DomainfmError(f"future_exog has shape {tuple(future.shape)}, expected "
-                                    f"(batch, >= {horizon}, {len(self.exogenous)})")
+                raise DataError(f"future_exog has shape {tuple(future.shape)}, expected "
+                                f"(batch, >= {horizon}, {len(self.exogenous)})")
             past = features["past_values"]
             pred_idx = self.prediction if self.prediction is not None else slice(None)
             out = torch.stack([self.head.fcm_block(out[..., q], past[..., pred_idx],
@@ -185,8 +200,8 @@ class ForecastHead(nn.Module):
         target = batch["target"]
         predictions = predictions[:, :target.shape[1]]
         if predictions.shape != target.shape:
-            raise DomainfmError(f"forecast shape {tuple(predictions.shape)} does not match target "
-                                f"{tuple(target.shape)}: check prediction_channels and horizon")
+            raise DataError(f"forecast shape {tuple(predictions.shape)} does not match target "
+                            f"{tuple(target.shape)}: check prediction_channels and horizon")
         mask = batch.get("future_observed_mask")
         if mask is not None:
             keep = mask[:, :target.shape[1]].bool()
@@ -202,27 +217,16 @@ class QuantileForecastHead(ForecastHead):
     """Quantile forecasts (B, H, C_pred, Q) trained with the pinball loss.
 
     ``base_forecast_block`` emits one horizon per quantile; quantiles are sorted so they never
-    cross. Loading point weights (granite) fills every quantile with the point forecast: a
-    few-shot fine-tune then learns the spread.
+    cross. Point weights (granite, or a point head) loaded through the ``granite`` layout fill
+    every quantile with the point forecast: a few-shot fine-tune then learns the spread.
     """
 
-    def __init__(self, encoder: TTMBackbone, *,
-                 quantiles: list[float] = [0.1, 0.5, 0.9],  # noqa: B006 - schema default
-                 prediction_length: int | None = None,
-                 prediction_filter_length: int | None = None,
-                 prediction_channels: list[int] | None = None,
-                 exogenous_channels: list[int] | None = None,
-                 decoder_d_model: int | None = None, decoder_num_layers: int | None = None,
-                 decoder_mode: Mode | None = None, head_dropout: float | None = None) -> None:
+    def __init__(self, encoder: TTMBackbone, *, quantiles: list[float] = DEFAULT_QUANTILES,
+                 **params: Any) -> None:
         if not quantiles or any(not 0 < q < 1 for q in quantiles):
-            raise DomainfmError(f"quantiles={quantiles} must be a non-empty list in (0, 1)")
+            raise ConfigError(f"quantiles={quantiles} must be a non-empty list in (0, 1)")
         self.quantiles = tuple(sorted(quantiles))
-        super().__init__(encoder, prediction_length=prediction_length,
-                         prediction_filter_length=prediction_filter_length,
-                         prediction_channels=prediction_channels,
-                         exogenous_channels=exogenous_channels, decoder_d_model=decoder_d_model,
-                         decoder_num_layers=decoder_num_layers, decoder_mode=decoder_mode,
-                         head_dropout=head_dropout)
+        super().__init__(encoder, **params)
         self.register_buffer("levels", torch.tensor(self.quantiles), persistent=False)
 
     def _outputs(self) -> int:
@@ -234,6 +238,9 @@ class QuantileForecastHead(ForecastHead):
     def loss(self, predictions: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
         target = batch["target"]
         predictions = predictions[:, :target.shape[1]]
+        if predictions.shape[:-1] != target.shape:
+            raise DataError(f"forecast shape {tuple(predictions.shape[:-1])} does not match "
+                            f"target {tuple(target.shape)}: check prediction_channels and horizon")
         return pinball_loss(predictions, target, self.levels)
 
 
@@ -244,58 +251,41 @@ def pinball_loss(predictions: torch.Tensor, target: torch.Tensor, levels: torch.
     return torch.maximum(levels * error, (levels - 1) * error).mean()
 
 
-def load_point_weights(head: nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Load granite-layout ``decoder.*``/``head.*`` weights, tiling point weights per quantile."""
-    own = head.state_dict()
-    q = len(getattr(head, "quantiles", ())) or 1
-    for key in ("head.base_forecast_block.weight", "head.base_forecast_block.bias"):
-        if key in state and key in own and q > 1 and state[key].shape[0] * q == own[key].shape[0]:
-            w = state[key]
-            horizon = w.shape[0]
-            state = {**state, key: w.reshape(horizon, -1).repeat(q, 1).reshape(own[key].shape)}
-    missing, unexpected = head.load_state_dict(state, strict=False)
-    if unexpected or [k for k in missing if not k.startswith("head.fcm_block")]:
-        raise DomainfmError(f"decoder/head weights do not fit this head: missing {missing}, "
-                            f"unexpected {unexpected}")
-
-
-def build_forecast_head(encoder: TTMBackbone, *, prediction_length: int | None = None,
-                        prediction_filter_length: int | None = None,
-                        prediction_channels: list[int] | None = None,
-                        exogenous_channels: list[int] | None = None,
-                        decoder_d_model: int | None = None,
-                        decoder_num_layers: int | None = None,
-                        decoder_mode: Mode | None = None, head_dropout: float | None = None,
-                        fcm_context_length: int = 1, fcm_use_mixer: bool = False,
-                        loss: PointLoss = "mse", init: str | None = None) -> ForecastHead:
-    """Point forecasting head; ``init`` loads decoder+head weights (granite or our export)."""
-    head = ForecastHead(encoder, prediction_length=prediction_length,
+def build_forecast_head(encoder: TTMBackbone, *, prediction_length: PositiveInt | None = None,
+                        prediction_filter_length: PositiveInt | None = None,
+                        prediction_channels: Channels | None = None,
+                        exogenous_channels: Channels | None = None,
+                        decoder_d_model: PositiveInt | None = None,
+                        decoder_num_layers: PositiveInt | None = None,
+                        decoder_mode: Mode | None = None, head_dropout: DropoutRate | None = None,
+                        fcm_context_length: NonNegativeInt = 1, fcm_use_mixer: bool = False,
+                        loss: PointLoss = "mse") -> ForecastHead:
+    """Point forecasting head. ``prediction_length`` and the channel indices come from the data
+    specification when unset; decoder settings default to the encoder's."""
+    return ForecastHead(encoder, prediction_length=prediction_length,
                         prediction_filter_length=prediction_filter_length,
                         prediction_channels=prediction_channels,
                         exogenous_channels=exogenous_channels, decoder_d_model=decoder_d_model,
                         decoder_num_layers=decoder_num_layers, decoder_mode=decoder_mode,
                         head_dropout=head_dropout, fcm_context_length=fcm_context_length,
                         fcm_use_mixer=fcm_use_mixer, loss=loss)
-    if init:
-        from domainfm_timeseries.weights import forecaster_state
-        load_point_weights(head, forecaster_state(init))
-    return head
 
 
 def build_quantile_head(encoder: TTMBackbone, *,
-                        quantiles: list[float] = [0.1, 0.5, 0.9],  # noqa: B006
-                        prediction_length: int | None = None,
-                        prediction_filter_length: int | None = None,
-                        prediction_channels: list[int] | None = None,
-                        exogenous_channels: list[int] | None = None,
-                        head_dropout: float | None = None,
-                        init: str | None = None) -> QuantileForecastHead:
-    """Quantile head (pinball loss); ``init`` starts every quantile from point weights."""
-    head = QuantileForecastHead(encoder, quantiles=quantiles, prediction_length=prediction_length,
+                        quantiles: list[Quantile] = DEFAULT_QUANTILES,  # noqa: B006 - never mutated
+                        prediction_length: PositiveInt | None = None,
+                        prediction_filter_length: PositiveInt | None = None,
+                        prediction_channels: Channels | None = None,
+                        exogenous_channels: Channels | None = None,
+                        decoder_d_model: PositiveInt | None = None,
+                        decoder_num_layers: PositiveInt | None = None,
+                        decoder_mode: Mode | None = None,
+                        head_dropout: DropoutRate | None = None) -> QuantileForecastHead:
+    """Quantile head (pinball loss); the quantile metrics take ``quantiles`` from it."""
+    return QuantileForecastHead(encoder, quantiles=quantiles, prediction_length=prediction_length,
                                 prediction_filter_length=prediction_filter_length,
                                 prediction_channels=prediction_channels,
-                                exogenous_channels=exogenous_channels, head_dropout=head_dropout)
-    if init:
-        from domainfm_timeseries.weights import forecaster_state
-        load_point_weights(head, forecaster_state(init))
-    return head
+                                exogenous_channels=exogenous_channels,
+                                decoder_d_model=decoder_d_model,
+                                decoder_num_layers=decoder_num_layers, decoder_mode=decoder_mode,
+                                head_dropout=head_dropout)

@@ -4,6 +4,10 @@ weighted quantile loss and CRPS (from quantile forecasts).
 Every metric takes the head's raw output: point forecasts (B, H, C) or quantile forecasts
 (B, H, C, Q); point metrics read the median quantile of a quantile forecast. A target shorter
 than the forecast is compared with the forecast's first steps.
+
+``quantiles`` left unset in the config takes the head's value (the host fills a metric's
+parameters from the head's resolved ones), else the quantile head's default: metrics and head
+always agree on the levels.
 """
 
 from __future__ import annotations
@@ -13,7 +17,11 @@ from typing import Any
 import torch
 from torchmetrics import Metric
 
-from domainfm.errors import DomainfmError
+from domainfm.errors import ConfigError, DataError
+from domainfm.records import PositiveInt
+from domainfm_timeseries.presets import DEFAULT_QUANTILES, Quantile
+
+Quantiles = list[Quantile]
 
 
 def point_forecast(predictions: torch.Tensor, target: torch.Tensor,
@@ -25,8 +33,8 @@ def point_forecast(predictions: torch.Tensor, target: torch.Tensor,
         predictions = predictions[..., mid]
     predictions = predictions[:, :target.shape[1]]
     if predictions.shape != target.shape:
-        raise DomainfmError(f"forecast shape {tuple(predictions.shape)} does not match target "
-                            f"shape {tuple(target.shape)}")
+        raise DataError(f"forecast shape {tuple(predictions.shape)} does not match target "
+                        f"shape {tuple(target.shape)}")
     return predictions
 
 
@@ -36,8 +44,9 @@ class _SumMetric(Metric):
     full_state_update = False
     higher_is_better = False
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *, quantiles: Quantiles | None = None) -> None:
+        super().__init__()
+        self.quantiles = tuple(sorted(quantiles or DEFAULT_QUANTILES))
         self.add_state("total", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
 
@@ -45,7 +54,7 @@ class _SumMetric(Metric):
         raise NotImplementedError
 
     def update(self, predictions: torch.Tensor, target: torch.Tensor, **_: Any) -> None:
-        err = self.errors(point_forecast(predictions, target), target)
+        err = self.errors(point_forecast(predictions, target, self.quantiles), target)
         self.total += err.double().sum()
         self.count += err.numel()
 
@@ -75,20 +84,21 @@ class SMAPE(_SumMetric):
 class MASE(Metric):
     """MAE over the in-sample seasonal-naive MAE of each window's context, averaged over windows.
 
-    The scale needs the context: pass ``batch`` (with ``past_values``, the first channels being
-    the targets) or ``past`` to ``update``. Called as ``update(predictions, target)`` alone (the
-    host's engine passes no batch to metrics), the seasonal-naive MAE *within the target window*
-    is the scale instead: a proxy, documented as such, until metrics receive the batch.
+    The scale needs the context: the engine passes ``batch`` (with ``past_values``, the first
+    channels being the targets), or pass ``past`` to ``update``. Called as
+    ``update(predictions, target)`` alone, the seasonal-naive MAE *within the target window* is
+    the scale instead (a proxy).
     """
 
     full_state_update = False
     higher_is_better = False
 
-    def __init__(self, *, season: int = 1, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *, season: PositiveInt = 1, quantiles: Quantiles | None = None) -> None:
+        super().__init__()
         if season < 1:
-            raise DomainfmError(f"MASE season={season} must be >= 1")
+            raise ConfigError(f"MASE season={season} must be >= 1")
         self.season = season
+        self.quantiles = tuple(sorted(quantiles or DEFAULT_QUANTILES))
         self.add_state("total", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
 
@@ -100,10 +110,10 @@ class MASE(Metric):
             past = target
         past = past[..., :target.shape[-1]]
         if past.shape[1] <= self.season:
-            raise DomainfmError(f"MASE season={self.season} needs a longer context than "
-                                f"{past.shape[1]} steps")
+            raise DataError(f"MASE season={self.season} needs a longer context than "
+                            f"{past.shape[1]} steps")
         scale = (past[:, self.season:] - past[:, :-self.season]).abs().mean(1)  # (B, C)
-        err = (point_forecast(predictions, target) - target).abs().mean(1)  # (B, C)
+        err = (point_forecast(predictions, target, self.quantiles) - target).abs().mean(1)  # (B, C)
         ratio = err / scale.clamp_min(1e-8)
         self.total += ratio.double().sum()
         self.count += ratio.numel()
@@ -118,9 +128,9 @@ class _QuantileMetric(Metric):
     full_state_update = False
     higher_is_better = False
 
-    def __init__(self, *, quantiles: list[float] = [0.1, 0.5, 0.9], **kwargs: Any) -> None:  # noqa: B006
-        super().__init__(**kwargs)
-        self.quantiles = tuple(sorted(quantiles))
+    def __init__(self, *, quantiles: Quantiles | None = None) -> None:
+        super().__init__()
+        self.quantiles = tuple(sorted(quantiles or DEFAULT_QUANTILES))
         self.add_state("pinball", torch.zeros(len(self.quantiles), dtype=torch.float64),
                        dist_reduce_fx="sum")
         self.add_state("abs_target", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
@@ -131,8 +141,9 @@ class _QuantileMetric(Metric):
         if predictions.dim() == target.dim():  # a point forecast stands for every quantile
             predictions = predictions[..., None].expand(*predictions.shape, q)
         if predictions.shape[-1] != q:
-            raise DomainfmError(f"forecast has {predictions.shape[-1]} quantiles, the metric "
-                                f"expects {q} ({list(self.quantiles)})")
+            raise DataError(f"forecast has {predictions.shape[-1]} quantiles, the metric "
+                            f"expects {q} ({list(self.quantiles)}): set the quantiles on the head "
+                            "only, the metrics take them from it")
         predictions = predictions[:, :target.shape[1]]
         levels = torch.tensor(self.quantiles, device=target.device, dtype=predictions.dtype)
         error = target[..., None] - predictions

@@ -1,4 +1,8 @@
-"""domainfm hooks of the time-series plugin: TTM forecasting components."""
+"""domainfm hooks of the time-series plugin: records pointing at the modules that do the work.
+
+Builds are ``"module:function"`` strings imported on first use, so listing plugins imports
+none of them (nor torch): only this module and ``presets.py`` load at discovery.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,11 @@ from domainfm.records import (
     ObjectiveRecord,
     PredictorRecord,
 )
-from domainfm_timeseries.encoder import PRESETS  # builds below are imported on first use
+from domainfm_timeseries.presets import PRESETS
 
 _TINY = {"context_length": 64, "prediction_length": 16}
+_P = "domainfm_timeseries."
+_HEAD_LAYOUTS = {"granite": _P + "weights:granite_head"}
 
 
 @hookimpl
@@ -22,22 +28,24 @@ def domainfm_datasets() -> list[DatasetRecord]:
         DatasetRecord(
             "timeseries.csv",
             "Forecasting windows from a CSV/Parquet table (or the embedded synthetic series).",
-            "domainfm_timeseries.data:ForecastDataModule",
+            _P + "data.forecast:ForecastDataModule",
             tiny_params={**_TINY, "synthetic_rows": 300, "batch_size": 8},
             default_encoder="timeseries.ttm", default_head="timeseries.forecast",
-            head_params={"prediction_channels": [0, 1], "exogenous_channels": [3]},
             default_metrics=("timeseries.mse", "timeseries.mae", "timeseries.mase",
                              "timeseries.smape"),
-            demo={"params": {**_TINY, "synthetic_rows": 600, "batch_size": 16}, "pretrain_steps": 100, "finetune_steps": 60},
+            files=_P + "data.forecast:write_files",
+            demo={"params": {**_TINY, "synthetic_rows": 600, "batch_size": 16},
+                  "pretrain_steps": 100, "finetune_steps": 60},
         ),
         DatasetRecord(
             "timeseries.mixture",
             "Univariate windows from many series at native and downsampled resolutions.",
-            "domainfm_timeseries.mixture:PretrainMixDataModule",
+            _P + "data.mixture:PretrainMixDataModule",
             tiny_params={**_TINY, "synthetic_rows": 600, "downsample_factors": [1, 2],
                          "batch_size": 8, "stride": 4},
             default_encoder="timeseries.ttm", default_head="timeseries.quantile_forecast",
             default_metrics=("timeseries.wql", "timeseries.crps", "timeseries.mae"),
+            files=_P + "data.mixture:write_files",
         ),
     ]
 
@@ -46,15 +54,17 @@ def domainfm_datasets() -> list[DatasetRecord]:
 def domainfm_encoders() -> list[EncoderRecord]:
     return [EncoderRecord(
         "timeseries.ttm", "Tiny Time Mixer backbone (granite-tsfm layout; presets tiny, r2_512_96).",
-        "domainfm_timeseries.encoder:build_ttm", presets=PRESETS, default_dataset="timeseries.mixture",
-        default_objective="timeseries.forecasting")]
+        _P + "encoder:build_ttm", presets=PRESETS, default_dataset="timeseries.mixture",
+        default_objective="timeseries.forecasting", benchmark_preset="r2_512_96",
+        weights={"granite": _P + "weights:granite_encoder"})]
 
 
 @hookimpl
 def domainfm_objectives() -> list[ObjectiveRecord]:
     return [ObjectiveRecord("timeseries.forecasting",
                             "Forecasting loss of a TTM decoder + head (TTM's pretraining task).",
-                            "domainfm_timeseries.objective:build_forecasting_objective")]
+                            _P + "objective:build_forecasting_objective",
+                            weights={"granite": _P + "weights:granite_objective"})]
 
 
 @hookimpl
@@ -62,27 +72,26 @@ def domainfm_heads() -> list[HeadRecord]:
     return [
         HeadRecord("timeseries.forecast",
                    "TTM decoder + linear forecast head, optional exogenous infusion (MSE).",
-                   "domainfm_timeseries.heads:build_forecast_head"),
+                   _P + "heads:build_forecast_head", weights=_HEAD_LAYOUTS),
         HeadRecord("timeseries.quantile_forecast",
                    "TTM decoder + head forecasting chosen quantiles (pinball loss).",
-                   "domainfm_timeseries.heads:build_quantile_head"),
+                   _P + "heads:build_quantile_head", weights=_HEAD_LAYOUTS),
     ]
 
 
 @hookimpl
 def domainfm_metrics() -> list[MetricRecord]:
+    m = _P + "metrics:"
     return [
         MetricRecord("timeseries.mse", "Mean squared error (on scaled data in the papers).",
-                     "domainfm_timeseries.metrics:ForecastMSE"),
-        MetricRecord("timeseries.mae", "Mean absolute error.", "domainfm_timeseries.metrics:ForecastMAE"),
+                     m + "ForecastMSE"),
+        MetricRecord("timeseries.mae", "Mean absolute error.", m + "ForecastMAE"),
         MetricRecord("timeseries.mase", "Mean absolute scaled error (seasonal naive scale).",
-                     "domainfm_timeseries.metrics:MASE"),
-        MetricRecord("timeseries.smape", "Symmetric mean absolute percentage error.",
-                     "domainfm_timeseries.metrics:SMAPE"),
+                     m + "MASE"),
+        MetricRecord("timeseries.smape", "Symmetric mean absolute percentage error.", m + "SMAPE"),
         MetricRecord("timeseries.wql", "Weighted quantile loss (mean over quantile levels).",
-                     "domainfm_timeseries.metrics:WeightedQuantileLoss"),
-        MetricRecord("timeseries.crps", "CRPS approximated from quantile forecasts.",
-                     "domainfm_timeseries.metrics:CRPS"),
+                     m + "WeightedQuantileLoss"),
+        MetricRecord("timeseries.crps", "CRPS approximated from quantile forecasts.", m + "CRPS"),
     ]
 
 
@@ -90,4 +99,5 @@ def domainfm_metrics() -> list[MetricRecord]:
 def domainfm_predictors() -> list[PredictorRecord]:
     return [PredictorRecord("timeseries.forecast_csv",
                             "CSV history in, CSV of forecasts with continued timestamps + PNG out.",
-                            "domainfm_timeseries.predict:build_csv_predictor", dataset="timeseries.csv", example="domainfm_timeseries.predict:write_example")]
+                            _P + "predict:build_csv_predictor", dataset="timeseries.csv",
+                            example=_P + "predict:write_example")]

@@ -1,90 +1,90 @@
 """Predictor ``timeseries.forecast_csv``: CSV in, CSV of forecasts (+ PNG) out.
 
-The input holds the history (targets and exogenous columns) and, when the model infuses
-known-future exogenous columns, ``horizon`` more rows whose targets are empty and whose
-exogenous values are filled. Output timestamps continue the history at its inferred frequency.
-Values are scaled with the training split's statistics when the model was trained on scaled
-data and its training file is still readable (TTM's per-window std scaling makes the target
-path scale-equivariant, so raw values also forecast sensibly).
+Everything the predictor knows of the data comes from the model's data specification
+(``model.spec.data``): the column roles (targets, past-only and known-future exogenous,
+timestamp, series id), the scaler fitted on the training split, the frequency and how missing
+values were filled; the training data is never read again. The input holds the history and,
+when the model infuses known-future exogenous columns, ``horizon`` more rows whose targets are
+empty and whose exogenous values are filled. Output timestamps continue the history at its
+inferred frequency. Every series is forecast before anything is written, so a bad input writes
+nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
+from domainfm.errors import DataError
 from domainfm.io import atomic_path
-from domainfm_timeseries.data import ForecastDataModule, StandardScaler, resolve_columns
+from domainfm.records import PositiveInt
+from domainfm.spec import DataSpec
 from domainfm_timeseries.frequency import continue_index, resolution_token
-from domainfm_timeseries.io import DataError, read_frame, to_series
-
-
-def _scaler(data: dict[str, Any]) -> StandardScaler | None:
-    params = dict(data.get("params") or {})
-    if data.get("name") != "timeseries.csv" or not params.get("scale", True):
-        return None
-    try:
-        dm = ForecastDataModule(**params)
-        dm.setup()
-        return dm.scaler
-    except (DataError, OSError):
-        return None
+from domainfm_timeseries.io import Columns, read_frame, to_series
+from domainfm_timeseries.scaler import StandardScaler
 
 
 def forecast_frame(model: Any, frame: pd.DataFrame, *, context_length: int | None = None,
                    where: str = "input") -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """(history, forecast) frames for one series, using the export's data columns."""
-    data = model.config.get("data") or {}
-    params = dict(data.get("params") or {})
-    ts = params.get("timestamp_column", "date")
-    targets, past, future = resolve_columns(params, [c for c in frame.columns])
-    columns = targets + past + future
-    missing = [c for c in columns + [ts] if c not in frame.columns]
+    """(history, forecast) frames for one series, read as the model's data specification says."""
+    data: DataSpec = model.spec.data
+    task = dict(data.task)
+    columns = Columns.from_task(task, [c for c in frame.columns if c != task.get("id_column")])
+    targets, future = list(columns.targets), list(columns.future_exog)
+    missing = [c for c in columns.inputs if c not in frame.columns]
     if missing:
         raise DataError(f"{where}: the model needs column(s) {missing}, which the file lacks; "
-                        f"it was trained with targets {targets}, past exogenous {past}, "
-                        f"known-future exogenous {future}")
+                        f"it was trained with targets {targets}, past exogenous "
+                        f"{list(columns.past_exog)}, known-future exogenous {future}")
+    if not targets:
+        raise DataError(f"{where}: no target columns to forecast (columns are {list(frame.columns)})")
     known = frame[targets].notna().any(axis=1).to_numpy()
-    last = int(np.flatnonzero(known)[-1]) + 1 if known.any() else 0
+    if not known.any():
+        raise DataError(f"{where}: no history: every row's target cells {targets} are empty")
+    last = int(np.flatnonzero(known)[-1]) + 1
     history, ahead = frame.iloc[:last].reset_index(drop=True), frame.iloc[last:].reset_index(drop=True)
-    (series,) = to_series(history, columns=columns, timestamp_column=ts,
-                          fill_missing=params.get("fill_missing", "error"),
-                          freq=params.get("freq"), where=where)
-    head = model.head
+    (series,) = to_series(history, columns=columns.inputs, timestamp_column=columns.timestamp,
+                          fill_missing=task.get("fill_missing", "error"), freq=task.get("freq"),
+                          where=where)
+    head, cfg = model.head, model.encoder.config
     horizon = head.filter_length or head.prediction_length
-    cfg = model.encoder.config
-    need = context_length or cfg.context_length
     if len(series.values) < cfg.patch_length:
         raise DataError(f"{where}: {len(series.values)} history rows, the model needs at least "
                         f"one patch ({cfg.patch_length}); context_length is {cfg.context_length}")
-    scaler = _scaler(data)
+    scaler = StandardScaler.from_spec(data.normalization, len(columns.inputs))
     values = scaler.transform(series.values) if scaler else series.values
+    need = context_length or cfg.context_length
     batch: dict[str, torch.Tensor] = {
         "past_values": torch.from_numpy(values[-need:])[None],
         "freq_token": torch.tensor([resolution_token(series.freq)]),
     }
     if future:
-        rows = ahead[future].to_numpy(dtype=np.float32) if len(ahead) else np.zeros((0, len(future)))
+        rows = ahead[future].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float32)
         if len(rows) < horizon or np.isnan(rows[:horizon]).any():
             raise DataError(f"{where}: known-future exogenous column(s) {future} need {horizon} "
                             f"filled rows after the last target value; found {len(rows)} rows"
                             + (" with empty cells" if len(rows) >= horizon else ""))
-        future_values = rows[:horizon]
+        rows = rows[:horizon]
         if scaler:
-            future_values = ((future_values - scaler.mean[-len(future):]) / scaler.std[-len(future):])
-        batch["future_exog"] = torch.from_numpy(future_values.astype(np.float32))[None]
+            rows = scaler.transform(rows, slice(len(columns.inputs) - len(future), None))
+        batch["future_exog"] = torch.from_numpy(rows.astype(np.float32))[None]
     with torch.no_grad():
         pred = model(batch)[0].double().numpy()  # (H, n_targets[, Q])
+    if pred.shape[1] != len(targets):
+        raise DataError(f"{where}: the model forecasts {pred.shape[1]} channel(s), its data "
+                        f"specification names {len(targets)} target(s) {targets}")
     if scaler:
-        mean, std = scaler.mean[:len(targets)], scaler.std[:len(targets)]
-        pred = pred * (std[:, None] if pred.ndim == 3 else std) + (mean[:, None] if pred.ndim == 3 else mean)
+        channels = slice(0, len(targets))
+        pred = (scaler.inverse(pred.swapaxes(1, 2), channels).swapaxes(1, 2) if pred.ndim == 3
+                else scaler.inverse(pred, channels))
     stamps = continue_index(series.timestamps[-1], series.freq, pred.shape[0]) if series.freq \
         else pd.RangeIndex(1, pred.shape[0] + 1)
-    out = pd.DataFrame({ts: stamps})
+    out = pd.DataFrame({columns.timestamp: stamps})
     quantiles = getattr(head, "quantiles", ())
     for i, name in enumerate(targets):
         if pred.ndim == 3:
@@ -94,7 +94,8 @@ def forecast_frame(model: Any, frame: pd.DataFrame, *, context_length: int | Non
             out[name] = pred[:, i, mid]
         else:
             out[name] = pred[:, i]
-    hist = pd.DataFrame({ts: series.timestamps, **{n: series.values[:, i] for i, n in enumerate(targets)}})
+    hist = pd.DataFrame({columns.timestamp: series.timestamps,
+                         **{n: series.values[:, i] for i, n in enumerate(targets)}})
     return hist, out, targets
 
 
@@ -126,18 +127,21 @@ def plot_forecast(history: pd.DataFrame, forecast: pd.DataFrame, targets: list[s
     plt.close(fig)
 
 
-def build_csv_predictor(*, context_length: int | None = None, plot: bool = True
+def build_csv_predictor(*, context_length: PositiveInt | None = None, plot: bool = True
                         ) -> Callable[[Any, Path, Path], list[Path]]:
     """Forecast every series of a CSV/Parquet file; ``destination`` is a folder."""
 
     def run(model: Any, source: Path, destination: Path) -> list[Path]:
-        params = dict((model.config.get("data") or {}).get("params") or {})
-        ts, ids = params.get("timestamp_column", "date"), params.get("id_column")
-        frame = read_frame(source, timestamp_column=ts, id_column=ids)
+        task = dict(model.spec.data.task)
+        ts, ids = task.get("timestamp_column", "date"), task.get("id_column")
+        frame = read_frame(source, timestamp_column=ts, id_column=ids,
+                           layout=task.get("layout", "wide"),
+                           variable_column=task.get("variable_column", "variable"),
+                           value_column=task.get("value_column", "value"))
         groups = list(frame.groupby(ids, sort=True)) if ids else [(None, frame)]
         histories, forecasts, targets = [], [], []
         for key, group in groups:
-            where = source.name + (f", series {key!r}" if ids else "")
+            where = str(source) + (f", series {key!r}" if ids else "")
             history, forecast, targets = forecast_frame(model, group.reset_index(drop=True),
                                                         context_length=context_length, where=where)
             if ids:
@@ -152,7 +156,7 @@ def build_csv_predictor(*, context_length: int | None = None, plot: bool = True
         if plot:
             png = destination / f"{Path(source).stem}_forecast.png"
             plot_forecast(histories[0], forecasts[0], targets, png, ts,
-                          title=f"{source.name}" + (f" ({groups[0][0]})" if ids else ""))
+                          title=f"{Path(source).name}" + (f" ({groups[0][0]})" if ids else ""))
             written.append(png)
         return written
 
@@ -161,7 +165,7 @@ def build_csv_predictor(*, context_length: int | None = None, plot: bool = True
 
 def write_example(folder: Path) -> Path:
     """A synthetic history of 200 hourly rows plus 96 future rows of the known exogenous."""
-    from domainfm_timeseries.synthetic import synthetic_frame
+    from domainfm_timeseries.data.synthetic import synthetic_frame
 
     frame = synthetic_frame(rows=296, seed=1)
     frame.loc[200:, ["load_a", "load_b", "humidity"]] = np.nan

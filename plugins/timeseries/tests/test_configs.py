@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 
 import domainfm
-from domainfm.host import get_host
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 
@@ -19,7 +18,7 @@ def accepted(build, skip=0):
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_config_names_real_components_and_parameters(path):
     config = domainfm.load_config(path)
-    host = get_host()
+    host = domainfm.Host()
     data = host.get("dataset", config.data.name)
     assert set(config.data.params) <= accepted(data.build)
     encoder = host.get("encoder", config.encoder.name)
@@ -36,3 +35,11 @@ def test_there_are_pretrain_and_finetune_configs():
     names = {p.name for p in CONFIGS}
     assert any(n.startswith("pretrain") for n in names)
     assert any(n.startswith("finetune") for n in names)
+
+
+def test_configs_seed_heads_through_weights_never_a_build_parameter():
+    """A head's first weights are provenance (``head.weights``), not a build parameter."""
+    for path in CONFIGS:
+        config = domainfm.load_config(path)
+        if config.head is not None:
+            assert "init" not in config.head.params and "weights" not in config.head.params

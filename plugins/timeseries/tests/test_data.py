@@ -1,5 +1,6 @@
 """Reading, checking, splitting, scaling and windowing tabular series; bad input errors."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -8,10 +9,12 @@ import pytest
 import torch
 from torch.utils.data import DistributedSampler
 
-from domainfm.host import DomainfmError
-from domainfm_timeseries.data import ForecastDataModule, split_bounds
-from domainfm_timeseries.frequency import infer_frequency, resolution_token
-from domainfm_timeseries.synthetic import synthetic_frame
+from domainfm.errors import DomainfmError
+from domainfm_timeseries.data.forecast import ForecastDataModule
+from domainfm_timeseries.data.synthetic import synthetic_frame
+from domainfm_timeseries.data.windows import split_bounds
+from domainfm_timeseries.frequency import VOCAB_SIZE, infer_frequency, resolution_token
+from domainfm_timeseries.presets import TTMConfig
 
 ETTH1 = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "timeseries" / "ETTh1.csv"
 
@@ -53,7 +56,41 @@ def test_exogenous_columns_and_head_params(tmp_path):
     b = next(iter(m.train_dataloader()))
     assert b["past_values"].shape[-1] == 3 and b["target"].shape[-1] == 1
     assert b["future_exog"].shape == (4, 8, 1)
-    assert m.head_params == {"prediction_channels": [0], "exogenous_channels": [2]}
+    hints = m.data_spec().hints()  # what the host offers the head's build
+    assert {k: hints[k] for k in ("prediction_channels", "exogenous_channels")} == \
+        {"prediction_channels": [0], "exogenous_channels": [2]}
+    # every column a target: the head forecasts all channels, no indices to repeat
+    assert "prediction_channels" not in dm(write(tmp_path, frame())).data_spec().hints()
+
+
+def test_data_spec_carries_columns_scaler_frequency_and_lengths(tmp_path):
+    m = dm(write(tmp_path, frame()), target_columns=["load_a", "load_b"],
+           past_exog_columns=["humidity"], future_exog_columns=["temperature"])
+    spec = m.data_spec()
+    assert spec.inputs == ("load_a", "load_b", "humidity", "temperature")
+    assert spec.frequency == "h" and (spec.context_length, spec.prediction_length) == (32, 8)
+    np.testing.assert_allclose(spec.normalization["mean"], m.scaler.mean)
+    np.testing.assert_allclose(spec.normalization["std"], m.scaler.std)
+    assert spec.task["target_columns"] == ["load_a", "load_b"]
+    assert spec.task["past_exog_columns"] == ["humidity"]
+    assert spec.task["future_exog_columns"] == ["temperature"]
+    assert spec.task["timestamp_column"] == "date" and "id_column" not in spec.task
+    assert json.loads(json.dumps(spec.to_dict())) == spec.to_dict()  # plain JSON, no numpy
+    assert dm(write(tmp_path, frame()), scale=False).data_spec().normalization == {}
+
+
+def test_split_keys_are_disjoint_forecast_positions(tmp_path):
+    m = dm(write(tmp_path, frame()))
+    keys = {s: m.split_keys(s) for s in ("train", "val", "test")}
+    assert [len(keys[s]) for s in keys] == [len(m.datasets[s]) for s in keys]
+    assert not set(keys["test"]) & set(keys["val"]) and not set(keys["val"]) & set(keys["train"])
+    first = int(keys["test"][0].split("@")[1])  # the first forecast right after the val split
+    bounds = split_bounds(200, "ratio", 32)
+    assert first == bounds["val"][1] and int(keys["val"][0].split("@")[1]) == bounds["train"][1]
+
+
+def test_the_vocabulary_size_agrees_with_the_frequency_tokens():
+    assert TTMConfig().frequency_token_vocab_size == VOCAB_SIZE
 
 
 def test_long_form_and_parquet_equal_wide(tmp_path):

@@ -62,3 +62,22 @@ def test_weighted_quantile_loss_and_crps():
     perfect = CRPS()
     perfect.update(target, target)
     assert perfect.compute() == 0
+
+
+def test_point_metrics_take_the_median_of_the_heads_quantiles():
+    pred, target = data()
+    quantiles = torch.stack([pred - 1, pred + 5, pred], -1)  # levels 0.2, 0.3, 0.5
+    mae = ForecastMAE(quantiles=[0.2, 0.3, 0.5])
+    mae.update(quantiles, target)
+    assert mae.compute() == pytest.approx((pred - target).abs().mean().item(), rel=1e-6)
+
+
+def test_quantile_metrics_refuse_a_forecast_with_other_quantiles():
+    from domainfm.errors import DomainfmError
+
+    target = torch.zeros(1, 2, 1)
+    with pytest.raises(DomainfmError, match="forecast has 2 quantiles, the metric expects 3"):
+        WeightedQuantileLoss().update(torch.zeros(1, 2, 1, 2), target)
+    ok = WeightedQuantileLoss(quantiles=[0.25, 0.75])
+    ok.update(torch.zeros(1, 2, 1, 2), target + 1)
+    assert ok.compute() == pytest.approx((2 * np.array([0.25 * 2, 0.75 * 2]) / 2).mean())

@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from domainfm_timeseries.mixture import PretrainMixDataModule, downsample
+from domainfm_timeseries.data.mixture import PretrainMixDataModule, downsample
 
 
 def test_downsampling_is_anti_aliased():
@@ -30,3 +30,13 @@ def test_mixture_holds_every_resolution_with_its_token(tmp_path):
     # 4 columns x (800, 400, 200 rows); windows only where a resolution is long enough
     assert len(ds) == sum(4 * len(range(0, int(n * 0.8) - 80 + 1, 8)) for n in (800, 400, 200))
     assert np.isfinite(ds.values.numpy()).all()
+
+
+def test_mixture_splits_are_disjoint_and_the_spec_is_univariate():
+    dm = PretrainMixDataModule(context_length=64, prediction_length=16, synthetic_rows=800,
+                               downsample_factors=[1, 2], stride=8)
+    dm.setup()
+    keys = {s: set(dm.split_keys(s)) for s in ("train", "val", "test")}
+    assert all(keys.values()) and not keys["test"] & keys["val"] and not keys["val"] & keys["train"]
+    spec = dm.data_spec()
+    assert spec.inputs == ("value",) and spec.normalization == {} and spec.prediction_length == 16

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
 from domainfm_timeseries.encoder import build_ttm
 from domainfm_timeseries.heads import build_forecast_head, build_quantile_head
 from domainfm_timeseries.objective import build_forecasting_objective
@@ -162,3 +162,16 @@ def test_mixing_along_an_axis_equals_moving_it_last():
     assert torch.allclose(linear_along(layer, x, -2), expected, atol=1e-6)
     assert torch.allclose(linear_along(layer, x.transpose(-1, -2), -1), expected.transpose(-1, -2),
                           atol=1e-6)
+
+
+def test_the_head_horizon_follows_the_data_and_checks_its_channels():
+    """The host fills ``prediction_length`` from the data; channel indices must exist."""
+    encoder = build_ttm(preset="tiny")
+    head = build_forecast_head(encoder, prediction_length=24, prediction_channels=[0, 1],
+                               exogenous_channels=[3]).eval()
+    batch = {"past_values": torch.randn(2, 64, 4), "future_exog": torch.randn(2, 24, 1)}
+    assert head(encoder(batch), batch).shape == (2, 24, 2)
+    with pytest.raises(DomainfmError, match=r"reads channels \[0, 1, 3\] .* input has 3"):
+        head(encoder({"past_values": torch.randn(2, 64, 3)}), batch)
+    objective = build_forecasting_objective(encoder, prediction_length=24)
+    assert objective.forecaster.prediction_length == 24

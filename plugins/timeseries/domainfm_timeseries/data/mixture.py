@@ -1,26 +1,46 @@
-"""Pretraining corpus: many series at mixed resolutions, with anti-aliased downsampling.
+"""``timeseries.mixture``: the pretraining corpus, many series at mixed resolutions, with
+anti-aliased downsampling.
 
 Every channel of every file becomes a univariate series (TTM pretrains channel-independently),
 and is also resampled to coarser resolutions by ``torchaudio.functional.resample`` (a windowed
 sinc low-pass, so downsampling does not alias daily cycles into slow trends). Each window
 carries the resolution token of its (possibly downsampled) series. One map-style dataset holds
 all windows, so Lightning's DistributedSampler shards it across DDP ranks.
+
+Splits are by time within each series: the first ``train_fraction`` of its rows trains, the
+last ``test_fraction`` tests, the rows between validate (val and test windows read
+``context_length`` rows of overlap as context, never a forecast row of another split). No
+global scaler: TTM scales each window itself, so a model trained here forecasts raw values.
 """
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
+from typing import Annotated, Any
 
 import lightning.pytorch as pl
 import numpy as np
+import pandas as pd
 import torch
 import torchaudio.functional as AF
 from torch.utils.data import DataLoader
 
-from domainfm_timeseries.data import WindowDataset, collate_batch, window_starts
+from domainfm.errors import DataError
+from domainfm.io import atomic_path
+from domainfm.records import NonNegativeInt, PositiveInt, Range
+from domainfm.spec import DataSpec
+from domainfm_timeseries.data.synthetic import synthetic_frame
+from domainfm_timeseries.data.windows import (
+    SPLITS,
+    WindowDataset,
+    collate_batch,
+    forecast_keys,
+    window_starts,
+)
 from domainfm_timeseries.frequency import offset_seconds, token_for_seconds
-from domainfm_timeseries.io import DataError, read_frame, to_series
+from domainfm_timeseries.io import read_frame, to_series
+
+OpenFraction = Annotated[float, Range(gt=0, lt=1)]
 
 
 def downsample(values: torch.Tensor, factor: int) -> torch.Tensor:
@@ -33,67 +53,93 @@ def downsample(values: torch.Tensor, factor: int) -> torch.Tensor:
 class PretrainMixDataModule(pl.LightningDataModule):
     """Univariate windows from several files at native and downsampled resolutions.
 
-    Each series is split by time: the first ``train_fraction`` of its rows trains, the rest
-    (with ``context_length`` rows of overlap) validates. Windows start every ``stride`` rows.
+    Windows start every ``stride`` rows in training, every ``max(stride, prediction_length)``
+    rows in validation and test.
     """
 
     def __init__(self, *, paths: list[str] | None = None, timestamp_column: str = "date",
-                 downsample_factors: list[int] = [1, 2, 4],  # noqa: B006
-                 context_length: int = 512, prediction_length: int = 96, stride: int = 1,
-                 train_fraction: float = 0.8, batch_size: int = 64, eval_batch_size: int = 256,
-                 num_workers: int = 0, seed: int = 0, synthetic_rows: int = 4000) -> None:
+                 downsample_factors: list[PositiveInt] = [1, 2, 4],  # noqa: B006
+                 context_length: PositiveInt = 512, prediction_length: PositiveInt = 96,
+                 stride: PositiveInt = 1, train_fraction: OpenFraction = 0.8,
+                 test_fraction: OpenFraction = 0.1, batch_size: PositiveInt = 64,
+                 eval_batch_size: PositiveInt = 256, num_workers: NonNegativeInt = 0,
+                 seed: int = 0, synthetic_rows: PositiveInt = 4000) -> None:
         super().__init__()
-        if any(f < 1 for f in downsample_factors) or not downsample_factors:
-            raise DataError(f"downsample_factors={downsample_factors} must be integers >= 1")
-        if not 0 < train_fraction < 1:
-            raise DataError(f"train_fraction={train_fraction} must be in (0, 1)")
+        if not downsample_factors:
+            raise DataError("data.params.downsample_factors must list at least one factor")
+        if train_fraction + test_fraction >= 1:
+            raise DataError(f"data.params.train_fraction + test_fraction = "
+                            f"{train_fraction + test_fraction:g} must be < 1 (the rest validates)")
         self.paths, self.timestamp_column = paths, timestamp_column
-        self.factors, self.stride, self.fraction = sorted(set(downsample_factors)), stride, train_fraction
+        self.factors, self.stride = sorted(set(downsample_factors)), stride
+        self.fractions = (train_fraction, test_fraction)
         self.context, self.horizon = context_length, prediction_length
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers, self.seed, self.synthetic_rows = num_workers, seed, synthetic_rows
         self.datasets: dict[str, WindowDataset] = {}
-        self._tmp: tempfile.TemporaryDirectory | None = None
+        self.keys: dict[str, list[str]] = {}
 
-    def _files(self) -> list[Path]:
-        if self.paths:
-            return [Path(p) for p in self.paths]
-        from domainfm_timeseries.synthetic import write_synthetic
-        self._tmp = tempfile.TemporaryDirectory(prefix="domainfm-ts-mix-")
-        return [write_synthetic(Path(self._tmp.name), rows=self.synthetic_rows, seed=self.seed)]
+    def _frames(self) -> list[tuple[str, pd.DataFrame]]:
+        if not self.paths:
+            return [("the embedded synthetic series",
+                     synthetic_frame(rows=self.synthetic_rows, seed=self.seed))]
+        return [(path, read_frame(path, timestamp_column=self.timestamp_column))
+                for path in self.paths]
 
     def setup(self, stage: str | None = None) -> None:
+        """Read and check every file, resample, cut the windows (idempotent)."""
         if self.datasets:
             return
-        chunks, tokens, bounds = [], [], {"train": [], "val": []}
+        chunks, tokens, names = [], [], []
+        bounds: dict[str, list[tuple[int, int]]] = {split: [] for split in SPLITS}
         window = self.context + self.horizon
-        for path in self._files():
-            frame = read_frame(path, timestamp_column=self.timestamp_column)
+        frames = self._frames()
+        for where, frame in frames:
             columns = [c for c in frame.columns if c != self.timestamp_column]
+            if not columns:
+                raise DataError(f"{where}: no value columns besides {self.timestamp_column!r}")
             (series,) = to_series(frame, columns=columns, timestamp_column=self.timestamp_column,
-                                  where=path.name)
+                                  where=str(where))
             seconds = offset_seconds(series.freq)
             for factor in self.factors:
                 values = downsample(torch.from_numpy(series.values), factor)
-                cut = int(len(values) * self.fraction)
-                if cut < window:
+                train, test = (int(len(values) * f) for f in self.fractions)
+                val_end = len(values) - test
+                if train < window or val_end - train < self.horizon or test < self.horizon:
                     continue  # too short at this resolution
                 token = token_for_seconds(seconds * factor)
                 for c in range(values.shape[1]):
                     chunks.append(values[:, c:c + 1])
                     tokens.append(torch.full((len(values),), token, dtype=torch.long))
-                    bounds["train"].append((0, cut))
-                    bounds["val"].append((cut - self.context, len(values)))
+                    names.append(f"{Path(where).name}:{columns[c]}/{factor}")
+                    bounds["train"].append((0, train))
+                    bounds["val"].append((train - self.context, val_end))
+                    bounds["test"].append((val_end - self.context, len(values)))
         if not chunks:
-            raise DataError(f"no series is long enough for context_length + prediction_length = "
-                            f"{window} rows at any of the factors {self.factors}")
+            files = ", ".join(str(where) for where, _ in frames)
+            raise DataError(f"{files}: no series is long enough for context_length + "
+                            f"prediction_length = {window} rows in training and "
+                            f"prediction_length rows in validation and test at any of the "
+                            f"factors {self.factors}")
         offsets = np.cumsum([0] + [len(c) for c in chunks[:-1]]).tolist()
         values, token_of_row = torch.cat(chunks), torch.cat(tokens)
-        for split, stride in (("train", self.stride), ("val", max(self.stride, self.horizon))):
+        for split in SPLITS:
+            stride = self.stride if split == "train" else max(self.stride, self.horizon)
             starts = window_starts(bounds[split], offsets, window, stride)
             self.datasets[split] = WindowDataset(values, starts, token_of_row[starts],
                                                  context_length=self.context,
                                                  prediction_length=self.horizon, n_targets=1)
+            self.keys[split] = forecast_keys(starts, offsets, names, self.context)
+
+    def data_spec(self) -> DataSpec:
+        """Univariate, unscaled windows: a model trained here forecasts every column of a file."""
+        return DataSpec(inputs=("value",), context_length=self.context,
+                        prediction_length=self.horizon,
+                        task={"timestamp_column": self.timestamp_column})
+
+    def split_keys(self, split: str) -> list[str]:
+        """``"<file>:<column>/<factor>@<row>"`` of each window's first forecast step."""
+        return self.keys[split]
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         if not self.datasets:
@@ -108,3 +154,17 @@ class PretrainMixDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+
+def write_files(folder: Path) -> dict[str, Any]:
+    """Two small tables of the synthetic series (seeds 0 and 1) for the pretraining corpus."""
+    paths = []
+    for seed in (0, 1):
+        path = Path(folder) / f"series_{seed}.csv"
+        with atomic_path(path) as tmp:
+            synthetic_frame(rows=600, seed=seed).to_csv(tmp, index=False)
+        paths.append(str(path))
+    return {"paths": paths}

@@ -8,17 +8,15 @@ demos need no download.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-from domainfm.io import atomic_path
-
+# (targets, past-only exogenous, known-future exogenous)
 SYNTHETIC_COLUMNS = (("load_a", "load_b"), ("humidity",), ("temperature",))
 
 
 def synthetic_frame(rows: int = 2000, seed: int = 0, start: str = "2024-01-01") -> pd.DataFrame:
+    """``rows`` hourly rows from ``start``: a ``date`` column and the four channels."""
     rng = np.random.default_rng(seed)
     t = np.arange(rows, dtype=np.float64)
     daily, weekly = 2 * np.pi * t / 24, 2 * np.pi * t / (24 * 7)
@@ -36,10 +34,3 @@ def synthetic_frame(rows: int = 2000, seed: int = 0, start: str = "2024-01-01") 
         "load_a": load_a, "load_b": load_b, "humidity": humidity, "temperature": temperature,
     })
 
-
-def write_synthetic(folder: Path, rows: int = 2000, seed: int = 0) -> Path:
-    """Write ``synthetic_hourly.csv`` into ``folder`` and return its path."""
-    path = Path(folder) / "synthetic_hourly.csv"
-    with atomic_path(path) as tmp:
-        synthetic_frame(rows, seed).to_csv(tmp, index=False)
-    return path
