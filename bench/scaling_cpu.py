@@ -29,26 +29,21 @@ WARMUP = 2
 UNUSED_PARAMETERS: set[str] = set()  # plugins whose steps leave parameters without gradients
 
 
-# Tiny datasets end an epoch every step or two, and epoch ends (loader restart, checkpoint) would
-# dominate the timing: these plugins get enough data for many steps per epoch.
-LONGER_EPOCHS: dict[str, dict] = {"medical": {"num_cases": 48},
-                                  "geospatial": {"places": 24, "size": 64},
-                                  "example": {"num_samples": 1024},
-                                  "timeseries": {"synthetic_rows": 4000}}
-
-
 def tiny_run(plugin: str) -> tuple[dict, dict] | None:
-    from domainfm.host import get_host
+    """The plugin's first encoder (tiny preset) on its default dataset at the demo's size: tiny
+    datasets end an epoch every step or two, and epoch ends (loader restart, checkpoint) would
+    dominate the timing."""
+    from domainfm.host import Host
 
-    host = get_host()
+    host = Host()
     encoders = sorted((r for r in host.components("encoder") if r.plugin == plugin), key=lambda r: r.name)
     if not encoders or not encoders[0].default_dataset:
         return None
     encoder = encoders[0]
     dataset = host.get("dataset", encoder.default_dataset)
     preset = "tiny" if "tiny" in encoder.presets else next(iter(encoder.presets))
-    return ({"name": dataset.name, "params": {**dataset.tiny_params, **LONGER_EPOCHS.get(plugin, {})}},
-            {"name": encoder.name, "preset": preset})
+    params = dict(dataset.demo.get("params", dataset.tiny_params))
+    return {"name": dataset.name, "params": params}, {"name": encoder.name, "preset": preset}
 
 
 def worker(plugin: str, devices: int, steps: int, out: Path) -> None:
@@ -99,9 +94,9 @@ def main() -> int:
         worker(plugin, int(devices), args.steps, Path(out))
         return 0
 
-    from domainfm.host import get_host
+    from domainfm.host import Host
 
-    installed = sorted({r.plugin for r in get_host().components("encoder")})
+    installed = sorted({r.plugin for r in Host().components("encoder")})
     plugins = [p for p in (args.plugin or installed) if p in installed]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
     load = os.getloadavg()[0]
@@ -134,8 +129,8 @@ def main() -> int:
     text = ("## CPU data-parallel scaling (1 vs 2 DDP processes)\n\n"
             f"`python bench/scaling_cpu.py --steps {args.steps}`: tiny presets, one thread per process "
             f"(gloo DDP), {args.steps} timed steps after {WARMUP} warm-up, global samples/s on rank 0. "
-            "Datasets are sized for many steps per epoch (epoch ends would otherwise dominate): "
-            + ", ".join(f"{k} {v}" for k, v in LONGER_EPOCHS.items()) + f". {machine()}. "
+            "Datasets are at each record's demo size, for many steps per epoch (epoch ends would "
+            f"otherwise dominate). {machine()}. "
             f"1-minute load average {load:.1f} at the start. Steps of a few milliseconds make these "
             "numbers noisy from run to run (the medical speed-up was 1.55x in the run before this "
             "one); 2x is the bound on two cores.\n\n" + table(header, rows))
