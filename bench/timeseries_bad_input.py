@@ -1,84 +1,90 @@
-"""Bad time-series input, each tried for real, with the error a user sees (BENCHMARKS.md).
+"""The time-series plugin's bad-input matrix with the one line each case prints.
 
-    .venv/bin/python bench/timeseries_bad_input.py
+Every broken input the plugin's records supply (``bad_inputs`` of ``timeseries.csv``,
+``timeseries.mixture`` and ``timeseries.forecast_csv``) is run through the CLI the way the
+conformance harness runs it (``test_bad_input[...]`` asserts exit 2, this line, no traceback and
+nothing written); this script prints the lines as a Markdown table and, with ``--readme``,
+writes it into plugins/timeseries/README.md between its ``bad-inputs`` markers.
+
+    .venv/bin/python bench/timeseries_bad_input.py --readme
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import io
+import re
 import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-import torch
+import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import table, write_section  # noqa: E402
+from domainfm.cli import main as cli
+from domainfm.host import Host
+from domainfm.records import PredictorRecord
+from domainfm.testing import tiny_run_config, trained_export
 
-from domainfm.host import DomainfmError  # noqa: E402
-from domainfm_timeseries.data import ForecastDataModule  # noqa: E402
-from domainfm_timeseries.encoder import build_ttm  # noqa: E402
-from domainfm_timeseries.heads import build_forecast_head  # noqa: E402
-from domainfm_timeseries.predict import build_csv_predictor  # noqa: E402
-from domainfm_timeseries.synthetic import synthetic_frame  # noqa: E402
+PLUGIN = "timeseries"
+README = Path(__file__).resolve().parent.parent / "plugins" / PLUGIN / "README.md"
+BEGIN, END = "<!-- bad-inputs -->", "<!-- /bad-inputs -->"
 
 
-def setup(path: Path, **kw) -> None:
-    ForecastDataModule(path=str(path), context_length=32, prediction_length=8, **kw).setup()
+def run(config: dict, verb: str, work: Path) -> tuple[int, str]:
+    path = work / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = cli([verb, "--config", str(path)])
+    return code, err.getvalue().strip()
+
+
+def matrix(folder: Path) -> list[list[str]]:
+    host = Host()
+    rows = []
+    for kind in ("dataset", "predictor"):
+        for record in host.components(kind):
+            if record.plugin != PLUGIN or record.bad_inputs is None:
+                continue
+            inputs = folder / record.name
+            inputs.mkdir(parents=True)
+            if isinstance(record, PredictorRecord):
+                export, _ = trained_export(host, record, folder / "model")
+            for case in record.bad_inputs(inputs):
+                work = Path(tempfile.mkdtemp(dir=folder))
+                if isinstance(record, PredictorRecord):
+                    config = {"init": str(export), "predict": {
+                        "name": record.name, "input": case.source, "output": str(work / "out")}}
+                    verb = "predict"
+                else:
+                    verb = "finetune" if record.default_head else "pretrain"
+                    params = {**dict(record.tiny_params), **dict(case.params)}
+                    config = tiny_run_config(host, record, params, work / "run", verb)
+                code, line = run(config, verb, work)
+                line = line.replace(str(inputs) + "/", "").replace("|", "\\|")
+                ok = code == 2 and "\n" not in line and case.expect in line
+                rows.append([f"`{record.name}`", case.name, f"`{line}`" if ok else f"FAILED ({code}): {line}"])
+    return rows
 
 
 def main() -> None:
-    folder = Path(tempfile.mkdtemp(prefix="ts-bad-"))
-    cases = []
-
-    def case(name: str, frame=None, run=None, **kw) -> None:
-        path = folder / f"{len(cases)}.csv"
-        if frame is not None:
-            frame.to_csv(path, index=False)
-        try:
-            (run or setup)(path, **kw)
-            cases.append([name, "no error (!)"])
-        except DomainfmError as exc:
-            cases.append([name, f"`{str(exc).replace('|', '/')}`"])
-
-    f = synthetic_frame(200)
-    dup = f.copy()
-    dup.loc[10, "date"] = dup.loc[9, "date"]
-    case("duplicate timestamp", dup)
-    unsorted = f.copy()
-    unsorted.iloc[[10, 11]] = unsorted.iloc[[11, 10]].to_numpy()
-    case("unsorted timestamps", unsorted)
-    nan = f.copy()
-    nan.loc[20, "load_b"] = np.nan
-    case("NaN in a target (default fill_missing='error')", nan)
-    case("series shorter than context + horizon", f.head(30))
-    case("irregular timestamps (a missing row)", f.drop(index=[50]))
-    case("unknown frequency alias", f, freq="fortnightly")
-    text = f.astype({"load_a": object})
-    text.loc[7, "load_a"] = "n/a?"
-    case("non-numeric target column", text)
-
-    class Model:  # a tiny exogenous model, as domainfm.load_model returns it
-        def __init__(self) -> None:
-            self.encoder = build_ttm(preset="tiny").eval()
-            self.head = build_forecast_head(self.encoder, prediction_channels=[0, 1],
-                                            exogenous_channels=[3]).eval()
-            self.config = {"data": {"name": "timeseries.csv",
-                                    "params": {"context_length": 64, "prediction_length": 16}}}
-
-        def __call__(self, batch):
-            return self.head(self.encoder(batch), batch)
-
-    predict = lambda path: build_csv_predictor()(Model(), path, folder / "out")  # noqa: E731
-    case("known-future exogenous values missing at predict time", synthetic_frame(120), predict)
-    case("exogenous column missing at predict time",
-         synthetic_frame(120).drop(columns=["temperature"]), predict)
-    write_section("timeseries_bad_input", "\n".join([
-        "## Time series: bad input and the errors users see", "",
-        "`.venv/bin/python bench/timeseries_bad_input.py` (each case is also asserted in "
-        "plugins/timeseries/tests)", "",
-        table(["input", "error"], cases)]))
-    print("\n".join(" | ".join(c) for c in cases))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readme", action="store_true", help="write the table into the README")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = matrix(Path(tmp))
+    table = "\n".join(["| input of | broken input | what the user sees (exit status 2) |",
+                       "|---|---|---|"] + ["| " + " | ".join(r) + " |" for r in rows])
+    print(table)
+    if args.readme:
+        text = README.read_text()
+        block = f"{BEGIN}\n{table}\n{END}"
+        pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
+        README.write_text(pattern.sub(lambda _: block, text) if pattern.search(text)
+                          else text.rstrip() + "\n\n" + block + "\n")
+    if any("FAILED" in r[2] for r in rows):
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ def domainfm_datasets() -> list[DatasetRecord]:
             default_encoder="timeseries.ttm", default_head="timeseries.forecast",
             default_metrics=("timeseries.mse", "timeseries.mae", "timeseries.mase",
                              "timeseries.smape"),
-            files=_P + "data.forecast:write_files",
+            files=_P + "data.forecast:write_files", bad_inputs=_P + "bad_inputs:forecast_cases",
             demo={"params": {**_TINY, "synthetic_rows": 600, "batch_size": 16},
                   "pretrain_steps": 100, "finetune_steps": 60},
         ),
@@ -45,7 +45,7 @@ def domainfm_datasets() -> list[DatasetRecord]:
                          "batch_size": 8, "stride": 4},
             default_encoder="timeseries.ttm", default_head="timeseries.quantile_forecast",
             default_metrics=("timeseries.wql", "timeseries.crps", "timeseries.mae"),
-            files=_P + "data.mixture:write_files",
+            files=_P + "data.mixture:write_files", bad_inputs=_P + "bad_inputs:mixture_cases",
         ),
     ]
 
@@ -100,4 +100,5 @@ def domainfm_predictors() -> list[PredictorRecord]:
     return [PredictorRecord("timeseries.forecast_csv",
                             "CSV history in, CSV of forecasts with continued timestamps + PNG out.",
                             _P + "predict:build_csv_predictor", dataset="timeseries.csv",
-                            example=_P + "predict:write_example")]
+                            example=_P + "predict:write_example",
+                            bad_inputs=_P + "bad_inputs:predictor_cases")]
