@@ -131,6 +131,10 @@ def _finish(trainer: pl.Trainer, session: Session, metrics: dict[str, float],
         losses = history.get("train_loss") or history.get("train_loss_step") or []
         if losses:
             summary.update(first_train_loss=losses[0][1], last_train_loss=losses[-1][1])
+        kept = trainer.checkpoint_callback
+        if kept is not None and kept.monitor and kept.best_model_score is not None:
+            summary["best"] = {"monitor": kept.monitor, "score": float(kept.best_model_score),
+                               "checkpoint": Path(kept.best_model_path).name}
         atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=2))
         plot_loss_curves(history, run_dir / "loss_curve.png")
     return RunResult(run_dir, metrics, checkpoint if checkpoint and checkpoint.exists() else None,

@@ -107,6 +107,10 @@ class TrainerConfig:
     deterministic: bool = False
     enable_progress_bar: bool = True
     checkpoint_every_n_steps: PositiveInt | None = None
+    # keep checkpoints/best.ckpt, the best on this logged value (e.g. val_loss); a run folder
+    # then stands for that model (evaluate, export, init); last.ckpt still resumes
+    checkpoint_monitor: str | None = None
+    checkpoint_mode: Literal["min", "max"] = "min"
     activation_checkpointing: bool = False
     compile: bool = False
     # FSDP (strategy: fsdp), see domainfm.engine.scaling

@@ -3,7 +3,8 @@
 :func:`read_checkpoint` reads every source a model or a part's first weights can come from:
 
 * an **export folder**: ``config.json`` (format ``domainfm-export``) + ``model.safetensors``;
-* a **run folder**: its ``checkpoints/last.ckpt``;
+* a **run folder**: its ``checkpoints/best.ckpt`` when the run kept its best validation
+  checkpoint (``trainer.checkpoint_monitor``), else ``checkpoints/last.ckpt``;
 * a **Lightning checkpoint** ``.ckpt`` (its ``domainfm`` entry holds the model specification);
 * a **Hugging Face folder**: ``model.safetensors`` or ``pytorch_model.bin`` beside ``config.json``;
 * a single ``.safetensors``, ``.pt``, ``.pth`` or ``.bin`` file.
@@ -62,8 +63,9 @@ def read_checkpoint(source: str | Path) -> Checkpoint:
     if path.is_dir():
         if (path / "config.json").is_file() and _is_export(path / "config.json"):
             return _read_export(path)
+        best = path / RUN_CHECKPOINT.parent / "best.ckpt"
         if (path / RUN_CHECKPOINT).is_file():
-            checkpoint = _read_lightning(path / RUN_CHECKPOINT)
+            checkpoint = _read_lightning(best if best.is_file() else path / RUN_CHECKPOINT)
             checkpoint.kind, checkpoint.path = "run", path
             checkpoint.results = _run_results(path)
             return checkpoint
@@ -120,10 +122,17 @@ def _read_lightning(path: Path) -> Checkpoint:
 
 
 def _run_results(run_dir: Path) -> dict[str, float]:
+    """The run's final metrics, and the best monitored value when the run kept a best checkpoint
+    (the model a run folder then stands for)."""
     summary = run_dir / "metrics.json"
     if not summary.is_file():
         return {}
-    return dict((_json(summary) or {}).get("final") or {})
+    raw = _json(summary) or {}
+    results = dict(raw.get("final") or {})
+    best = raw.get("best")
+    if best:
+        results[f"best {best['monitor']}"] = best["score"]
+    return results
 
 
 def _read_file(path: Path) -> dict[str, torch.Tensor]:

@@ -152,3 +152,22 @@ def test_predict_from_a_run_config(runs, tmp_path):
     assert [p.name for p in written] == ["waves.classes.csv"]
     with pytest.raises(domainfm.DomainfmError, match="predict.input"):
         domainfm.predict_from_config({"init": str(full.run_dir)})
+
+
+def test_a_run_that_monitors_validation_stands_for_its_best_checkpoint(tmp_path):
+    config = example_config(tmp_path, head={"name": "example.classifier"},
+                            trainer={"max_epochs": 4, "enable_progress_bar": False,
+                                     "checkpoint_monitor": "val_loss"})
+    run = domainfm.finetune(config)
+    best = run.run_dir / "checkpoints" / "best.ckpt"
+    assert best.is_file() and (run.run_dir / "checkpoints" / "last.ckpt").is_file()
+    summary = json.loads((run.run_dir / "metrics.json").read_text())
+    val = [v for _, v in run.history["val_loss"]]
+    assert summary["best"]["monitor"] == "val_loss"
+    assert summary["best"]["score"] == pytest.approx(min(val), rel=1e-6)
+    saved = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+    loaded = domainfm.load_model(run.run_dir).state_dict()
+    assert all(torch.equal(saved[k], v) for k, v in loaded.items())  # the best, not the last
+    folder = domainfm.export(run.run_dir, tmp_path / "export")
+    results = json.loads((folder / "config.json").read_text())["results"]
+    assert results["best val_loss"] == pytest.approx(min(val), rel=1e-6)

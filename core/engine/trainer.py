@@ -77,7 +77,9 @@ def build_trainer(config: RunConfig, run_dir: Path, callbacks: list[pl.Callback]
     t = config.trainer
     scaling = apply_scaling(t, module) if module is not None else {}
     checkpoint = ModelCheckpoint(
-        dirpath=run_dir / "checkpoints", filename="{epoch}-{step}", save_last=True, save_top_k=1,
+        dirpath=run_dir / "checkpoints", save_last=True, save_top_k=1,
+        filename="best" if t.checkpoint_monitor else "{epoch}-{step}",
+        monitor=t.checkpoint_monitor, mode=t.checkpoint_mode,
         every_n_train_steps=t.checkpoint_every_n_steps,
     )
     if t.deterministic:
