@@ -11,10 +11,9 @@ folder it created.
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,7 +31,6 @@ from domainfm.errors import DomainfmError
 from domainfm.host import Host, _version
 from domainfm.model import Model, call_adapter_hook, load_model
 from domainfm.records import DatasetRecord
-from domainfm.schema import to_plain
 from domainfm.spec import AdapterSpec, DataSpec, ModelSpec, PartSpec, Provenance
 from domainfm.weights import Checkpoint, load_part_weights, read_checkpoint
 
