@@ -15,12 +15,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch_geometric.nn import GINConv, global_add_pool
-from torch_geometric.utils import to_dense_batch
 
-from domainfm.errors import DomainfmError
+from domainfm.errors import ConfigError, DataError
+from domainfm.records import Fraction, PositiveInt
 
 from domainfm_graph.presets import PRESETS
+from domainfm_graph.pyg import GINConv, global_add_pool, to_dense_batch
 
 
 class GCCEncoder(nn.Module):
@@ -50,7 +50,7 @@ class GCCEncoder(nn.Module):
     def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
         graph = batch["graph"]
         if graph.x.shape[-1] != self.pos_dim:
-            raise DomainfmError(f"the encoder expects {self.pos_dim} eigenvector features per "
+            raise DataError(f"the encoder expects {self.pos_dim} eigenvector features per "
                                 f"node, the data gives {graph.x.shape[-1]} (data.params.pos_dim)")
         degree = self.degree_embedding(graph.degree.clamp(max=self.max_degree))
         h = torch.cat([graph.x, degree, graph.seed.unsqueeze(-1).to(graph.x.dtype)], dim=-1)
@@ -64,14 +64,14 @@ class GCCEncoder(nn.Module):
         return {"embedding": embedding, "tokens": tokens, "mask": mask, "nodes": h}
 
 
-def build_encoder(preset: str = "tiny", *, hidden_dim: int | None = None,
-                  output_dim: int | None = None, num_layers: int | None = None,
-                  degree_dim: int | None = None, max_degree: int | None = None,
-                  pos_dim: int | None = None, dropout: float | None = None,
+def build_encoder(preset: str = "tiny", *, hidden_dim: PositiveInt | None = None,
+                  output_dim: PositiveInt | None = None, num_layers: PositiveInt | None = None,
+                  degree_dim: PositiveInt | None = None, max_degree: PositiveInt | None = None,
+                  pos_dim: PositiveInt | None = None, dropout: Fraction | None = None,
                   norm: bool | None = None) -> GCCEncoder:
     """The GIN encoder from a named preset (``tiny`` or the paper's ``gcc``); given values override."""
     given = dict(locals())
     if preset not in PRESETS:
-        raise DomainfmError(f"unknown graph.gcc_gin preset {preset!r}; choose from {sorted(PRESETS)}")
+        raise ConfigError(f"unknown graph.gcc_gin preset {preset!r}; choose from {sorted(PRESETS)}")
     overrides = {k: v for k, v in given.items() if k != "preset" and v is not None}
     return GCCEncoder(**{**PRESETS[preset], **overrides})

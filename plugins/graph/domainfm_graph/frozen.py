@@ -16,8 +16,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from domainfm.errors import DomainfmError
-from domainfm_graph.data import passthrough
+from domainfm.errors import DataError
+
+from domainfm_graph.data.instances import passthrough
 
 
 @torch.no_grad()
@@ -53,10 +54,10 @@ def cross_validate(features: np.ndarray, labels: np.ndarray, *,
 
     labels = np.asarray(labels)
     if len(features) != len(labels):
-        raise DomainfmError(f"{len(features)} embeddings but {len(labels)} labels")
+        raise DataError(f"{len(features)} embeddings but {len(labels)} labels")
     counts = np.bincount(labels)
     if counts[counts > 0].min() < folds:
-        raise DomainfmError(f"{folds}-fold cross-validation needs at least {folds} items per "
+        raise DataError(f"{folds}-fold cross-validation needs at least {folds} items per "
                             f"class; class sizes are {counts.tolist()}")
     f1s, accs = [], []
     for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(features, labels):

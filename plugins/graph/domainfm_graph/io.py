@@ -1,12 +1,17 @@
-"""Graphs in and out: edge-list and label files, networkx and PyG graphs, one clean CSR form.
+"""Graphs in and out: edge-list, label and TU files, networkx and PyG graphs, one clean CSR form.
 
 Every source is normalised to :class:`Graph`: undirected, no self-loops, no duplicate edges,
 nodes numbered ``0..n-1`` with their original ids kept in ``names`` (ids may be any token, not
 only integers). Cleaning is counted, not silent: ``Graph.dropped`` says what was removed.
+
+Every reader error is a :class:`GraphDataError` (a :class:`~domainfm.errors.DataError`) whose
+one-line message names the file and what was expected, never a pandas or numpy traceback.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,11 +19,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from domainfm.errors import DomainfmError
+from domainfm.errors import DataError
+from domainfm.io import atomic_path
+
+_INTEGER = re.compile(r"[+-]?\d+")
 
 
-class GraphDataError(DomainfmError):
-    """A graph or label file that cannot be used as it is."""
+class GraphDataError(DataError):
+    """A graph, label or TU file that cannot be used as it is."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,51 +101,77 @@ def _sorted_ids(tokens: np.ndarray) -> np.ndarray:
     return np.sort(unique.astype(str))
 
 
+def _read_columns(path: Path, what: str, names: list[str]) -> pd.DataFrame:
+    """The first two whitespace-separated columns of a text file, as strings."""
+    try:
+        return pd.read_csv(path, sep=r"\s+", header=None, comment="#", dtype=str, usecols=[0, 1],
+                           names=names, skip_blank_lines=True,
+                           engine="python" if path.stat().st_size < 1 << 16 else "c")
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame(columns=names)
+    except UnicodeDecodeError:
+        raise GraphDataError(f"{what} {str(path)!r} is not a text file (expected "
+                             f"'{' '.join(names)}' per line)") from None
+    except (ValueError, OSError) as exc:  # pandas' ParserError is a ValueError
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise GraphDataError(f"{what} {str(path)!r} cannot be parsed: {first}") from None
+
+
 def read_edgelist(path: str | Path, name: str | None = None) -> Graph:
     """Read a whitespace-separated edge list (``u v [weight...]``; ``#`` starts a comment).
 
-    Node ids are any tokens; self-loops and repeated edges are dropped (and counted).
+    Node ids are any tokens; self-loops and repeated edges are dropped (and counted). A file
+    with no edge (empty, comments only, or only self-loops), a line with one node, or a header
+    line above integer ids is an error naming the file.
     """
     path = Path(path)
     if not path.is_file():
         raise GraphDataError(f"edge-list file {str(path)!r} does not exist")
-    try:
-        frame = pd.read_csv(path, sep=r"\s+", header=None, comment="#", dtype=str,
-                            usecols=[0, 1], names=["u", "v"], skip_blank_lines=True,
-                            engine="python" if path.stat().st_size < 1 << 16 else "c")
-    except (pd.errors.EmptyDataError, ValueError) as exc:
-        raise GraphDataError(f"edge-list file {str(path)!r} cannot be parsed: {exc}") from None
+    frame = _read_columns(path, "edge-list file", ["u", "v"])
     if frame.empty:
-        raise GraphDataError(f"edge-list file {str(path)!r} holds no edges")
+        raise GraphDataError(f"edge-list file {str(path)!r} holds no edges (expected 'u v' per line)")
     bad = frame["v"].isna().to_numpy()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise GraphDataError(f"edge-list file {str(path)!r}: edge {row + 1} "
-                             f"({frame['u'].iloc[row]!r}) has one node; expected 'u v' per line")
+                             f"({frame['u'].iloc[row]!r}) has one node; expected 'u v' per line "
+                             "(is the file truncated?)")
     tokens = frame.to_numpy().astype(str)
+    integer = np.vectorize(lambda t: bool(_INTEGER.fullmatch(t)), otypes=[bool])(tokens).all(1)
+    if len(tokens) > 1 and not integer[0] and integer[1:].all():
+        raise GraphDataError(f"edge-list file {str(path)!r}: the first line "
+                             f"({' '.join(tokens[0])!r}) is not two integer node ids like the "
+                             "others; is it a header? Start it with '#'")
     ids = _sorted_ids(tokens.ravel())
     position = {n: i for i, n in enumerate(ids)}
     src = np.fromiter((position[t] for t in tokens[:, 0]), np.int64, len(tokens))
     dst = np.fromiter((position[t] for t in tokens[:, 1]), np.int64, len(tokens))
-    return Graph.from_edges(src, dst, len(ids), ids, name or path.stem)
+    graph = Graph.from_edges(src, dst, len(ids), ids, name or path.stem)
+    if graph.num_edges == 0:
+        raise GraphDataError(f"edge-list file {str(path)!r} holds only self-loops "
+                             f"({graph.dropped['self_loops']}): no edge between two nodes is left")
+    return graph
 
 
-def read_labels(path: str | Path, graph: Graph, *, allow_missing: bool = True) -> np.ndarray:
-    """Class of every node of ``graph`` from a ``node label`` file (a header line is optional).
+def read_node_labels(path: str | Path, graph: Graph, *,
+                     allow_missing: bool = True) -> tuple[np.ndarray, list[str]]:
+    """``(class of every node of graph, class names)`` from a ``node label`` file.
 
-    Labels may be any tokens; they become ``0..C-1`` in sorted order. Nodes the file does not
-    name get ``-1`` (unlabelled: kept in the graph, left out of the task) unless
-    ``allow_missing`` is False. Ids the graph does not have are an error.
+    A ``node label`` header line is optional. Labels may be any tokens; they become
+    ``0..C-1`` in sorted order (numerically when they are integers) and the names list keeps
+    them. Nodes the file does not name get ``-1`` (unlabelled: kept in the graph, left out of
+    the task) unless ``allow_missing`` is False. Ids the graph does not have are an error.
     """
     path = Path(path)
     if not path.is_file():
         raise GraphDataError(f"label file {str(path)!r} does not exist")
-    frame = pd.read_csv(path, sep=r"\s+", header=None, comment="#", dtype=str,
-                        usecols=[0, 1], names=["node", "label"], engine="python")
+    frame = _read_columns(path, "label file", ["node", "label"])
     if len(frame) and frame.iloc[0].tolist() == ["node", "label"]:
         frame = frame.iloc[1:]
     if frame.empty or frame["label"].isna().any():
-        raise GraphDataError(f"label file {str(path)!r} must hold 'node label' per line")
+        row = int(np.flatnonzero(frame["label"].isna().to_numpy())[0]) if len(frame) else None
+        where = f" (node {frame['node'].iloc[row]!r} has no label)" if row is not None else ""
+        raise GraphDataError(f"label file {str(path)!r} must hold 'node label' per line{where}")
     names = {str(n): i for i, n in enumerate(graph.names)}
     unknown = [n for n in frame["node"] if n not in names]
     if unknown:
@@ -156,7 +190,21 @@ def read_labels(path: str | Path, graph: Graph, *, allow_missing: bool = True) -
         absent = graph.names[labels < 0][:5].tolist()
         raise GraphDataError(f"label file {str(path)!r} has no label for {missing} node(s) of "
                              f"graph {graph.name!r}, e.g. {absent}")
-    return labels
+    return labels, [str(c) for c in classes]
+
+
+def read_labels(path: str | Path, graph: Graph, *, allow_missing: bool = True) -> np.ndarray:
+    """Class of every node of ``graph`` (``-1`` where unlabelled); see :func:`read_node_labels`."""
+    return read_node_labels(path, graph, allow_missing=allow_missing)[0]
+
+
+def write_labels(path: str | Path, graph: Graph, labels: np.ndarray) -> Path:
+    """A ``node label`` file for the labelled (``>= 0``) nodes of ``graph``."""
+    keep = np.flatnonzero(np.asarray(labels) >= 0)
+    lines = ["node label"] + [f"{graph.names[i]} {labels[i]}" for i in keep]
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    return Path(path)
 
 
 def from_networkx(g: Any, name: str = "graph") -> Graph:
@@ -177,11 +225,109 @@ def from_pyg(data: Any, name: str = "graph") -> Graph:
 
 def write_edgelist(graph: Graph, path: str | Path) -> Path:
     """Each undirected edge once, as ``u v`` with the original ids."""
-    from domainfm.io import atomic_path
-
     rows = np.repeat(np.arange(graph.num_nodes), graph.degree)
     keep = rows < graph.indices
     lines = [f"{graph.names[u]} {graph.names[v]}" for u, v in zip(rows[keep], graph.indices[keep])]
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     return Path(path)
+
+
+# --------------------------------------------------------------------------- TU datasets
+
+TU_FILES = ("A", "graph_indicator", "graph_labels")
+
+
+def tu_folder(root: str | Path, name: str) -> Path:
+    """Where the TU files of ``name`` are: ``root/name/raw`` (PyG's ``TUDataset`` layout) or
+    ``root/name`` (the benchmark's own zip, unpacked)."""
+    base = Path(root) / name
+    for folder in (base / "raw", base):
+        if (folder / f"{name}_A.txt").is_file():
+            return folder
+    if not base.is_dir():
+        raise GraphDataError(f"TU dataset {name!r} not found under {str(base)!r} (expected the "
+                             f"folder holding {name}_A.txt, {name}_graph_indicator.txt and "
+                             f"{name}_graph_labels.txt, or its raw/ folder)")
+    raise GraphDataError(f"TU folder {str(base)!r} has no {name}_A.txt (expected "
+                         f"{', '.join(f'{name}_{f}.txt' for f in TU_FILES)} there or in raw/)")
+
+
+def _tu_column(path: Path, columns: int) -> np.ndarray:
+    if not path.is_file():
+        raise GraphDataError(f"TU file {str(path)!r} does not exist (a TU dataset needs "
+                             f"{', '.join(TU_FILES)} files)")
+    try:
+        frame = pd.read_csv(path, header=None, sep=r"\s*,\s*", engine="python", dtype=str)
+    except pd.errors.EmptyDataError:
+        raise GraphDataError(f"TU file {str(path)!r} is empty") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise GraphDataError(f"TU file {str(path)!r} cannot be parsed "
+                             f"({str(exc).strip().splitlines()[0]})") from None
+    if frame.shape[1] < columns or frame.iloc[:, :columns].isna().any().any():
+        raise GraphDataError(f"TU file {str(path)!r}: expected {columns} comma-separated "
+                             f"integer(s) per line")
+    values = frame.iloc[:, :columns].to_numpy().astype(str)
+    integer = np.vectorize(lambda t: bool(_INTEGER.fullmatch(t.strip())), otypes=[bool])(values)
+    if not integer.all():
+        row = int(np.argwhere(~integer)[0][0])
+        raise GraphDataError(f"TU file {str(path)!r}: line {row + 1} ({', '.join(values[row])!r}) "
+                             "is not integers")
+    return values.astype(np.int64)
+
+
+def read_tu(root: str | Path, name: str) -> tuple[list[Graph], np.ndarray, list[str]]:
+    """``(graphs, labels 0..C-1, class names)`` of a TU benchmark already on disk.
+
+    Reads the structure GCC uses (``NAME_A.txt``: 1-based ``u, v`` edges over all graphs;
+    ``NAME_graph_indicator.txt``: the graph of each node; ``NAME_graph_labels.txt``: one label
+    per graph) and nothing else; nothing is downloaded or written (PyG's ``TUDataset`` would
+    write a processed/ cache beside the files).
+    """
+    folder = tu_folder(root, name)
+    path = lambda part: folder / f"{name}_{part}.txt"  # noqa: E731
+    edges = _tu_column(path("A"), 2)
+    graph_of = _tu_column(path("graph_indicator"), 1)[:, 0]
+    raw_labels = _tu_column(path("graph_labels"), 1)[:, 0]
+    n, count = len(graph_of), len(raw_labels)
+    outside = edges[(edges < 1) | (edges > n)]
+    if outside.size:
+        raise GraphDataError(f"TU file {str(path('A'))!r} names node {int(outside[0])} but "
+                             f"{path('graph_indicator').name} has {n} nodes (ids are 1..{n})")
+    steps = np.diff(graph_of)
+    if graph_of[0] != 1 or (steps < 0).any() or (steps > 1).any():
+        raise GraphDataError(f"TU file {str(path('graph_indicator'))!r} must number the graphs "
+                             "1, 2, ... in order, without gaps")
+    if graph_of[-1] != count:
+        raise GraphDataError(f"TU file {str(path('graph_labels'))!r} has {count} labels but "
+                             f"{path('graph_indicator').name} has {int(graph_of[-1])} graphs")
+    graph_of -= 1
+    src, dst = edges[:, 0] - 1, edges[:, 1] - 1
+    if (graph_of[src] != graph_of[dst]).any():
+        row = int(np.flatnonzero(graph_of[src] != graph_of[dst])[0])
+        raise GraphDataError(f"TU file {str(path('A'))!r}: edge {row + 1} joins two graphs")
+    starts = np.searchsorted(graph_of, np.arange(count + 1))
+    order = np.argsort(graph_of[src], kind="stable")
+    cuts = np.searchsorted(graph_of[src][order], np.arange(count + 1))
+    graphs = []
+    for g in range(count):
+        lo = starts[g]
+        e = order[cuts[g]:cuts[g + 1]]
+        graphs.append(Graph.from_edges(src[e] - lo, dst[e] - lo, int(starts[g + 1] - lo),
+                                       name=f"{name}_{g}"))
+    classes, labels = np.unique(raw_labels, return_inverse=True)
+    return graphs, labels.astype(np.int64), [str(c) for c in classes]
+
+
+def write_tu(folder: str | Path, name: str, graphs: Sequence[Graph], labels: np.ndarray) -> Path:
+    """The TU files of ``graphs`` (``A``, ``graph_indicator``, ``graph_labels``) in ``folder``."""
+    folder = Path(folder)
+    offsets = np.concatenate([[0], np.cumsum([g.num_nodes for g in graphs])])
+    rows = [f"{u + o + 1}, {v + o + 1}" for g, o in zip(graphs, offsets)
+            for u, v in g.to_edge_index().T]
+    indicator = [str(i + 1) for i, g in enumerate(graphs) for _ in range(g.num_nodes)]
+    for part, lines in {"A": rows, "graph_indicator": indicator,
+                        "graph_labels": [str(int(v)) for v in labels]}.items():
+        with atomic_path(folder / f"{name}_{part}.txt") as tmp:
+            tmp.write_text("\n".join(lines) + "\n")
+    return folder

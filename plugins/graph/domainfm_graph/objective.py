@@ -18,6 +18,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from domainfm.errors import ConfigError
+from domainfm.records import Fraction, PositiveFloat, PositiveInt
+
 
 class GCCObjective(nn.Module):
     """``forward(encoder, batch)`` with ``batch["graph"]`` (queries) and ``batch["graph_k"]`` (keys)."""
@@ -27,9 +30,7 @@ class GCCObjective(nn.Module):
                  momentum: float = 0.999) -> None:
         super().__init__()
         if mode not in ("e2e", "moco"):
-            from domainfm.errors import DomainfmError
-
-            raise DomainfmError(f"objective.params.mode must be 'e2e' or 'moco', got {mode!r}")
+            raise ConfigError(f"objective.params.mode must be 'e2e' or 'moco', got {mode!r}")
         self.mode, self.temperature, self.momentum = mode, temperature, momentum
         # training steps seen; also gives every mode a state, so exports carry the objective
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
@@ -96,8 +97,8 @@ def gather_ranks(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def build_objective(encoder: nn.Module, *, mode: Literal["e2e", "moco"] = "e2e",
-                    temperature: float = 0.07, queue_size: int = 16384,
-                    momentum: float = 0.999) -> GCCObjective:
+                    temperature: PositiveFloat = 0.07, queue_size: PositiveInt = 16384,
+                    momentum: Fraction = 0.999) -> GCCObjective:
     """GCC InfoNCE; ``mode`` picks in-batch (``e2e``) or MoCo negatives."""
     return GCCObjective(encoder, mode=mode, temperature=temperature, queue_size=queue_size,
                         momentum=momentum)

@@ -1,4 +1,8 @@
-"""The graph plugin's components (GCC on torch-geometric), registered with the domainfm host."""
+"""Hook implementations only: records that point at the modules that do the work.
+
+Builds are named as ``"module:function"`` strings, so listing plugins imports none of them (nor
+torch): only this module and ``presets.py`` load when the host discovers the plugin.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,11 @@ from domainfm.records import (
     ObjectiveRecord,
     PredictorRecord,
 )
-from domainfm_graph.presets import PRESETS  # builds below are imported on first use
+
+from domainfm_graph.presets import PRESETS
 
 _TINY_SAMPLING = {"rw_hops": 32, "batch_size": 8}
+_FIXTURES = "domainfm_graph.data.fixtures"
 
 
 @hookimpl
@@ -25,6 +31,8 @@ def domainfm_datasets() -> list[DatasetRecord]:
             "domainfm_graph.data:PretrainDataModule",
             tiny_params={"generated": 2, "generated_nodes": 40, "instances": 64,
                          "val_instances": 16, "networkx": ["karate"], **_TINY_SAMPLING},
+            default_encoder="graph.gcc_gin",
+            files=f"{_FIXTURES}:pretrain_files", bad_inputs=f"{_FIXTURES}:pretrain_bad_inputs",
         ),
         DatasetRecord(
             "graph.node_classification",
@@ -33,8 +41,8 @@ def domainfm_datasets() -> list[DatasetRecord]:
             tiny_params={"nodes": 80, "folds": 5, **_TINY_SAMPLING},
             default_encoder="graph.gcc_gin",
             default_head="graph.linear",
-            head_params={"num_classes": 4},
             default_metrics=("graph.micro_f1", "graph.accuracy"),
+            files=f"{_FIXTURES}:node_files", bad_inputs=f"{_FIXTURES}:node_bad_inputs",
             demo={"params": dict(_TINY_SAMPLING, nodes=120, folds=5), "pretrain_steps": 100,
                   "finetune_steps": 150, "lr": 5e-3},
         ),
@@ -45,8 +53,8 @@ def domainfm_datasets() -> list[DatasetRecord]:
             tiny_params={"per_class": 5, "graph_nodes": 16, "folds": 5, **_TINY_SAMPLING},
             default_encoder="graph.gcc_gin",
             default_head="graph.linear",
-            head_params={"num_classes": 4},
             default_metrics=("graph.accuracy", "graph.micro_f1"),
+            files=f"{_FIXTURES}:graph_files", bad_inputs=f"{_FIXTURES}:graph_bad_inputs",
         ),
     ]
 
@@ -60,6 +68,10 @@ def domainfm_encoders() -> list[EncoderRecord]:
         presets=PRESETS,
         default_dataset="graph.gcc_pretrain",
         default_objective="graph.gcc",
+        benchmark_preset="gcc",
+        benchmark_data={"generated": 4, "generated_nodes": 400, "instances": 4096,
+                        "rw_hops": 256, "batch_size": 256},
+        weights={"gcc": "domainfm_graph.weights:gcc_state_dict"},
     )]
 
 
@@ -93,4 +105,5 @@ def domainfm_predictors() -> list[PredictorRecord]:
         "domainfm_graph.predict:build_predictor",
         dataset="graph.node_classification",
         example="domainfm_graph.predict:example",
+        bad_inputs="domainfm_graph.predict:bad_inputs",
     )]

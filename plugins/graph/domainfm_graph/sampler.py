@@ -3,9 +3,11 @@
 An instance is an r-ego subgraph around a seed node: random walks with restart (restart
 probability 0.8) from the seed until ``max(rw_hops, deg * e / (e - 1) / restart)`` steps were
 taken, as THUDM/GCC does with DGL; the view is the subgraph induced on the visited nodes, seed
-first. Two views are two independent walks. Node features are GCC's: the top-32 eigenvectors of
-``D^-1/2 A D^-1/2`` (rows L2-normalised, zero-padded), the node's degree inside the view (the
-encoder embeds it) and a seed bit.
+first. Two views are two independent walks. Node features are GCC's: the top
+``k = min(n - 2, 32)`` eigenvectors of ``D^-1/2 A D^-1/2`` in ascending order of eigenvalue (the
+order scipy's ``eigsh(which="LA")`` returns them in GCC, so weights trained there read the same
+columns), rows L2-normalised, zero-padded to 32; the node's degree inside the view (the encoder
+embeds it) and a seed bit.
 
 Speed comes from doing every step for all views of a batch at once: the walks are numpy
 operations over CSR arrays, the eigenvectors come from one ``torch.linalg.eigh`` per group
@@ -24,9 +26,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch_geometric.data import Batch, Data
 
 from domainfm_graph.io import Graph
+from domainfm_graph.pyg import Batch, Data
 
 PAD_EIGENVALUE = -2.0
 
@@ -203,9 +205,15 @@ def featurize(collection: GraphCollection, views: Sequence[np.ndarray], rng: np.
         inv_sqrt = deg.clamp(min=1).rsqrt()
         lap = inv_sqrt[:, :, None] * a * inv_sqrt[:, None, :]
         lap.diagonal(dim1=-2, dim2=-1).masked_fill_(~real, PAD_EIGENVALUE)
-        top = torch.linalg.eigh(lap)[1][..., -min(pos_dim, size):].flip(-1)  # largest first
+        vectors = torch.linalg.eigh(lap)[1]  # ascending eigenvalues, the padding's first
+        # GCC's layout: column j < k holds the eigenvector of the (k - j)-th largest eigenvalue,
+        # i.e. the top k in ascending order (as scipy's eigsh returns them); the rest is masked
+        width = min(pos_dim, size)
+        k = torch.from_numpy(sizes[members] - 2).clamp(0, pos_dim)
+        column = (size - k[:, None] + torch.arange(width)).clamp(max=size - 1)
+        top = torch.gather(vectors, 2, column[:, None, :].expand(-1, size, -1))
         flat = (torch.from_numpy(starts[members])[:, None] + torch.arange(size))[real]
-        x[flat, :top.shape[-1]] = top[real]
+        x[flat, :width] = top[real]
         degree[flat] = deg[real].long()
     view = torch.repeat_interleave(torch.arange(len(views)), torch.from_numpy(sizes))
     k = torch.from_numpy(sizes - 2).clamp(0, pos_dim)[view]  # as GCC (ARPACK needs k < n - 1)

@@ -26,9 +26,9 @@ def bundled_graphs(names: list[str] | tuple[str, ...] = tuple(BUNDLED)) -> list[
     """networkx's bundled real graphs by name."""
     unknown = [n for n in names if n not in BUNDLED]
     if unknown:
-        from domainfm.errors import DomainfmError
+        from domainfm.errors import ConfigError
 
-        raise DomainfmError(f"unknown networkx graph(s) {unknown}; choose from {sorted(BUNDLED)}")
+        raise ConfigError(f"unknown networkx graph(s) {unknown}; choose from {sorted(BUNDLED)}")
     return [from_networkx(BUNDLED[n](), n) for n in names]
 
 

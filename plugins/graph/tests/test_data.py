@@ -8,11 +8,12 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
 from domainfm_graph.data import (
     GraphClassificationDataModule,
     NodeClassificationDataModule,
     PretrainDataModule,
+    loader,
     passthrough,
 )
 from domainfm_graph.io import from_networkx, write_edgelist
@@ -84,8 +85,8 @@ def test_node_classification_from_files_and_folds(tmp_path):
     dm.setup("fit")
     assert len(dm.labels) == 30 and dm.num_classes == 2  # 4 unlabelled nodes left out
     assert set(dm.train_idx).isdisjoint(dm.test_idx)
-    assert len(dm.train_idx) + len(dm.test_idx) == 30
-    batch = next(iter(dm.val_dataloader()))
+    assert len(dm.train_idx) + len(dm.val_idx) + len(dm.test_idx) == 30
+    batch = next(iter(dm.test_dataloader()))
     assert batch["target"].shape == (4,) and batch["graph"].num_graphs == 4
     with pytest.raises(DomainfmError, match="at least 20 labelled items.*class sizes"):
         NodeClassificationDataModule(edgelist=str(edges), labels=str(labels), folds=20).setup()
@@ -98,7 +99,7 @@ def test_node_classification_from_files_and_folds(tmp_path):
 def test_graph_classification_whole_graphs():
     dm = GraphClassificationDataModule(per_class=5, graph_nodes=16, folds=5, batch_size=20)
     dm.setup("fit")
-    batch = next(iter(dm.predict_dataloader()))
+    batch = next(iter(loader(dm.all_items(), dm.batch_size, False)))
     sizes = batch["graph"].ptr.diff()
     expected = [dm.collection.graphs[i].num_nodes for i in batch["index"].tolist()]
     assert sizes.tolist() == expected  # the instance is the whole graph

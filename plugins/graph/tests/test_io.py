@@ -6,7 +6,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
 from domainfm_graph.io import from_networkx, read_edgelist, read_labels, write_edgelist
 
 

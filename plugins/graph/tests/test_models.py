@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import networkx as nx
 import numpy as np
 import pandas as pd
@@ -10,7 +12,8 @@ import torch
 from sklearn.metrics import f1_score
 from torch_geometric.data import Batch
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
+from domainfm.spec import DataSpec, ModelSpec, PartSpec
 from domainfm_graph.data import NodeInstances
 from domainfm_graph.encoder import PRESETS, build_encoder
 from domainfm_graph.frozen import cross_validate, embed
@@ -144,11 +147,14 @@ def test_frozen_embedding_averages_two_views(karate):
 
 
 class _Model:
-    def __init__(self, head=None):
+    """A model as ``domainfm.load_model`` gives it: parts and the specification of its data."""
+
+    def __init__(self, head=None, level="node"):
         torch.manual_seed(0)
         self.encoder = build_encoder("tiny")
         self.head = head(self.encoder) if head else None
-        self.config = {"data": {"params": {"rw_hops": 32}}}
+        task = {"level": level, "rw_hops": 32, "restart_prob": 0.8, "pos_dim": 32, "max_degree": 512}
+        self.spec = ModelSpec(PartSpec("graph.gcc_gin", {}, "tiny"), data=DataSpec(task=task))
 
 
 def test_predictor_writes_parquet_and_npy(tmp_path):
@@ -178,19 +184,26 @@ def test_graph_level_predictor_on_a_folder(tmp_path):
         build_predictor(level="graph")(_Model(), tmp_path / "out", tmp_path / "x")
 
 
-def _enqueue_on_rank(rank: int, address: str, out: str) -> None:
-    import torch.distributed as dist
+def test_predictor_samples_as_the_model_spec_says(tmp_path):
+    source = example(tmp_path)
+    short, long = _Model(), _Model()
+    short.spec = short.spec.replace(data=DataSpec(task={**short.spec.data.task, "rw_hops": 4}))
+    a = pd.read_parquet(build_predictor()(short, source, tmp_path / "a")[0])
+    b = pd.read_parquet(build_predictor()(long, source, tmp_path / "b")[0])
+    assert a.shape == b.shape and not np.allclose(a.filter(like="emb_"), b.filter(like="emb_"))
+    folder = tmp_path / "graphs"
+    for name, g in {"star": nx.star_graph(6), "ring": nx.cycle_graph(9)}.items():
+        write_edgelist(from_networkx(g), folder / f"{name}.edgelist")
+    by_level = build_predictor()(_Model(level="graph"), folder, tmp_path / "graph")  # the data's level
+    assert pd.read_parquet(by_level[0])["graph"].tolist() == ["ring", "star"]
+    bare = _Model()
+    bare.spec = bare.spec.replace(data=DataSpec())
+    with pytest.raises(DomainfmError, match="no sampler settings"):
+        build_predictor()(bare, source, tmp_path / "c")
+    assert not (tmp_path / "c").exists()
 
-    dist.init_process_group("gloo", init_method=address, rank=rank, world_size=2)
-    torch.manual_seed(0)
-    objective = build_objective(build_encoder("tiny"), mode="moco", queue_size=8)
-    keys = torch.full((2, objective.queue.shape[1]), float(rank + 1))
-    objective._enqueue(keys)
-    torch.save({"queue": objective.queue, "ptr": objective.queue_ptr}, f"{out}/rank{rank}.pt")
-    dist.destroy_process_group()
 
-
-def test_moco_queue_takes_the_keys_of_every_rank(tmp_path):
+def test_moco_queue_takes_the_keys_of_every_rank(tmp_path, monkeypatch):
     import socket
 
     import torch.multiprocessing as mp
@@ -198,7 +211,10 @@ def test_moco_queue_takes_the_keys_of_every_rank(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    mp.spawn(_enqueue_on_rank, args=(f"tcp://127.0.0.1:{port}", str(tmp_path)), nprocs=2)
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))  # the ranks import ddp_queue
+    from ddp_queue import enqueue_on_rank
+
+    mp.spawn(enqueue_on_rank, args=(f"tcp://127.0.0.1:{port}", str(tmp_path)), nprocs=2)
     queues = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     for q in queues:  # rank 0's two keys, then rank 1's, on both ranks
         assert int(q["ptr"]) == 4
