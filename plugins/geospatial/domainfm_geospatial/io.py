@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.windows import Window
 
 from domainfm.errors import DataError
 from domainfm.io import atomic_path
@@ -80,10 +81,11 @@ def read(src: Any, path: str | Path, indexes: list[int] | None = None, **kwargs:
                            f"(truncated or corrupt file? {detail})") from None
 
 
-def check_band_count(info: RasterInfo, expected: int, what: str = "file_bands") -> None:
+def check_band_count(info: RasterInfo, expected: int, what: str = "file_bands",
+                     who: str = "the config") -> None:
     if info.count != expected:
         raise GeoTiffError(
-            f"{info.path}: has {info.count} bands but the config expects {expected} "
+            f"{info.path}: has {info.count} bands but {who} expects {expected} "
             f"(`{what}`); list the bands stored in this file"
         )
 
@@ -138,10 +140,25 @@ def nodata_only(path: str | Path, nodata: float | None) -> GeoTiffError:
     return GeoTiffError(f"{path}: every pixel is {what}; remove this file or fix its nodata value")
 
 
-def check_has_pixels(path: str | Path, data: np.ndarray, nodata: float | None) -> None:
-    """Some pixel of ``data`` (nodata already NaN) must be valid in every band."""
-    if not np.isfinite(data).all(axis=0).any():
-        raise nodata_only(path, nodata)
+def scan_pixels(path: str | Path, indices: list[int], nodata: float | None = None,
+                max_bytes: int = 16 * 2**20) -> RasterInfo:
+    """Read every pixel of the bands ``indices`` (0-based), a few rows at a time: a truncated
+    or corrupt file fails naming it, and so does a file without a single pixel valid in all of
+    them (nodata: the file's tag, else ``nodata``; NaN is always missing)."""
+    with open_geotiff(path) as src:
+        info = _info(path, src)
+        value = info.nodata if info.nodata is not None else nodata
+        rows = max(1, max_bytes // max(1, 4 * info.width * len(indices)))
+        found = False
+        for top in range(0, info.height, rows):
+            window = Window(0, top, info.width, min(rows, info.height - top))
+            data = read(src, path, [i + 1 for i in indices], window=window).astype(np.float32)
+            if value is not None and not np.isnan(value):
+                data[data == value] = np.nan
+            found = found or bool(np.isfinite(data).all(axis=0).any())
+    if not found:
+        raise nodata_only(path, value)
+    return info
 
 
 def write_geotiff(path: str | Path, array: np.ndarray, *, crs: Any, transform: Any,

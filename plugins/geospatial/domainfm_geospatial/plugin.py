@@ -63,6 +63,7 @@ def domainfm_datasets():
                          "batch_size": 2},
             default_encoder="geospatial.prithvi", default_head="geospatial.segmentation",
             default_metrics=_SEGMENTATION_METRICS, files=f"{_DATA}.scenes:write_files",
+            bad_inputs=f"{_DATA}.broken:scene_cases",
         ),
         DatasetRecord(
             "geospatial.chips", "Pre-chipped image/label GeoTIFF pairs (Sen1Floods11, HLS burn "
@@ -70,6 +71,7 @@ def domainfm_datasets():
             tiny_params={"generate": True, "chips": 4, "size": 32, "batch_size": 2},
             default_encoder="geospatial.prithvi", default_head="geospatial.segmentation",
             default_metrics=_SEGMENTATION_METRICS, files=f"{_DATA}.chips:write_files",
+            bad_inputs=f"{_DATA}.broken:chip_cases",
         ),
     ]
 
@@ -127,4 +129,5 @@ def domainfm_predictors():
         "geospatial.geotiff", "Whole-scene GeoTIFF -> GeoTIFF of classes on the same grid, in "
         "overlapping blended tiles.", "domainfm_geospatial.predict:build_predictor",
         dataset="geospatial.water", example="domainfm_geospatial.predict:write_example",
+        bad_inputs=f"{_DATA}.broken:geotiff_cases",
     )]

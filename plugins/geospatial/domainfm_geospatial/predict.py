@@ -82,7 +82,7 @@ def predict_scene(
     """
     if overlap < 0 or overlap >= tile:
         raise ConfigError(f"overlap must be in [0, tile_size={tile}), got {overlap}")
-    info = check_input(source, prep)
+    info = check_input(source, prep, pixels=False)
     weights = torch.from_numpy(ramp(tile, overlap))
     windows = list(_tiles(info.height, info.width, tile, tile - overlap))
     with tempfile.TemporaryDirectory(prefix=".tiles-", dir=destination.parent) as tmp, \
@@ -123,10 +123,14 @@ def predict_scene(
     return destination
 
 
-def check_input(path: Path, prep: Preprocess) -> gio.RasterInfo:
-    """A readable GeoTIFF holding ``num_frames`` stacks of the model's ``file_bands``."""
+def check_input(path: Path, prep: Preprocess, pixels: bool = True,
+                who: str = "the config") -> gio.RasterInfo:
+    """A readable GeoTIFF holding ``num_frames`` stacks of ``file_bands``, with (when
+    ``pixels``) every pixel readable and some valid; ``who`` says whose bands these are."""
     info = gio.raster_info(path)
-    gio.check_band_count(info, prep.expected_count(), prep.what_count())
+    gio.check_band_count(info, prep.expected_count(), prep.what_count(), who=who)
+    if pixels:
+        gio.scan_pixels(path, prep.file_indices(), prep.nodata)
     return info
 
 
@@ -215,7 +219,7 @@ def build_predictor(*, tile_size: PositiveInt | None = None, overlap: NonNegativ
         else:
             sources = [source]
         for path in sources:  # every input checked before anything is written
-            check_input(path, prep)
+            check_input(path, prep, who="the model")
         tile = tile_size or encoder.img_size
         num_classes = getattr(head, "num_classes", 1)
         kind = "values" if not hasattr(head, "num_classes") else output

@@ -109,3 +109,15 @@ def test_quicklook_png_beside_the_prediction(tmp_path):
     written = build_predictor(progress=False, quicklook=True)(_model(), source, tmp_path / "out")
     assert [p.name for p in written] == ["stack_pred.tif", "stack_pred.png"]
     assert written[1].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_folder_with_one_broken_scene_writes_nothing(tmp_path):
+    from domainfm_geospatial.data.broken import truncate
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    example_stack(inputs / "a.tif", size=48)
+    truncate(example_stack(inputs / "b.tif", size=48))
+    with pytest.raises(DomainfmError, match="b.tif: not a readable GeoTIFF"):
+        build_predictor(progress=False)(_model(), inputs, tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # a.tif was fine, but every input is checked first

@@ -46,9 +46,8 @@ class ChipDataset(NonGeoDataset):
         image_path, label_path = self.pairs[i]
         raw, info = gio.read_bands(image_path, self.prep.file_indices())
         image, valid = self.prep(self.prep.mask_nodata(raw, info.nodata))
-        if not valid.any():
-            raise DataError(f"{image_path}: every pixel is nodata ({info.nodata}); "
-                            "remove this chip or fix its nodata value")
+        if not valid.any():  # found in setup unless check_pixels is off
+            raise gio.nodata_only(image_path, info.nodata if info.nodata is not None else self.prep.nodata)
         cx, cy = info.transform @ (info.width / 2, info.height / 2)
         sample: dict[str, Any] = {"image": image, "location_coords": lat_lon(info.crs, cx, cy)}
         if self.dates is not None:
@@ -104,8 +103,7 @@ class ChipDataModule(SplitDataModule):
             if self.prep.nodata is None and info.nodata is not None:
                 self.prep.nodata = float(info.nodata)
             if self.check_pixels:
-                raw, _ = gio.read_bands(image, self.prep.file_indices())
-                gio.check_has_pixels(image, self.prep.mask_nodata(raw, info.nodata), info.nodata)
+                gio.scan_pixels(image, self.prep.file_indices(), self.prep.nodata)
             label = None
             if self.with_labels:
                 rel = str(image.relative_to(self.root))
@@ -113,6 +111,9 @@ class ChipDataModule(SplitDataModule):
                     raise DataError(f"{image}: name lacks {self.label_from!r}, so its label "
                                     f"cannot be found (label_from/label_to)")
                 label = self.root / rel.replace(self.label_from, self.label_to)
+                if not label.is_file():
+                    raise DataError(f"{label}: no such file, the label of {image.name} (its name "
+                                    f"with {self.label_from!r} replaced by {self.label_to!r})")
                 label_info = gio.raster_info(label)
                 gio.check_same_grid(info, label_info)
                 if self.check_pixels:

@@ -205,8 +205,7 @@ class SceneDataModule(SplitDataModule):
                 info = gio.raster_info(path)
                 gio.check_band_count(info, len(self.prep.file_bands))
                 if self.check_pixels:
-                    data, _ = gio.read_bands(path, self.prep.indices)
-                    gio.check_has_pixels(path, self.prep.mask_nodata(data, info.nodata), info.nodata)
+                    gio.scan_pixels(path, self.prep.indices, self.prep.nodata)
                 if self.prep.nodata is None and info.nodata is not None:
                     self.prep.nodata = float(info.nodata)
                 first.setdefault(place, info)
