@@ -4,8 +4,8 @@ The host reads the file and loads the result strictly; a mapping only renames ke
 
 ``gcc``: the ``GraphEncoder(gnn_model="gin")`` of THUDM/GCC (``model`` or ``model_ema`` in its
 ``.pth`` checkpoints). Its ``set2set`` and ``lin_readout`` exist but are unused with the GIN
-readout and are dropped; GINConv's fixed ``eps`` (0, ``learn_eps=False``) is not a parameter
-here. GCC pickles its ``argparse`` options into the checkpoint, which weights-only loading
+readout and are dropped; GINConv's ``eps`` buffer (0: GCC builds it with ``learn_eps=False``)
+maps to PyG's. GCC pickles its ``argparse`` options into the checkpoint, which weights-only loading
 refuses: save the state dict alone first (``torch.save(torch.load(p)["model"], "gcc.pt")``,
 in GCC's own environment).
 """
@@ -24,6 +24,7 @@ _GCC = [
     (r"gnn\.ginlayers\.(\d+)\.apply_func\.bn\.", r"convs.\1.nn.4."),
     (r"gnn\.batch_norms\.(\d+)\.", r"norms.\1."),
     (r"gnn\.linears_prediction\.(\d+)\.", r"readout.\1."),
+    (r"gnn\.ginlayers\.(\d+)\.eps", r"convs.\1.eps"),
 ]
 _UNUSED = ("set2set.", "lin_readout.")
 
@@ -34,10 +35,6 @@ def gcc_state_dict(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str
     for key, value in state.items():
         key = key.removeprefix("module.")
         if key.startswith(_UNUSED):
-            continue
-        if re.fullmatch(r"gnn\.ginlayers\.\d+\.eps", key):
-            if value.abs().max() > 0:  # learn_eps=True: another model than GCC's
-                raise ValueError(f"{key} is {value.tolist()}; graph.gcc_gin has GCC's fixed eps 0")
             continue
         for pattern, target in _GCC:
             key = re.sub("^" + pattern, target, key)
