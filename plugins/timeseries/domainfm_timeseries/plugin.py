@@ -56,6 +56,8 @@ def domainfm_encoders() -> list[EncoderRecord]:
         "timeseries.ttm", "Tiny Time Mixer backbone (granite-tsfm layout; presets tiny, r2_512_96).",
         _P + "encoder:build_ttm", presets=PRESETS, default_dataset="timeseries.mixture",
         default_objective="timeseries.forecasting", benchmark_preset="r2_512_96",
+        benchmark_data={"context_length": 512, "prediction_length": 96, "synthetic_rows": 4000,
+                        "batch_size": 512},
         weights={"granite": _P + "weights:granite_encoder"})]
 
 
