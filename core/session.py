@@ -240,7 +240,7 @@ class Session:
         spec, config = self.spec, self.config
         encoder = build_encoder(self.host, spec.encoder)
         if config.init:
-            load_part_weights(encoder, "encoder", {}, config.init)
+            load_part_weights(encoder, "encoder", {}, self.source)
         elif config.encoder.weights is not None:
             self._load_weights("encoder", encoder, config.encoder.weights)
         for adapter in spec.adapters:

@@ -198,15 +198,16 @@ def load_strict(module: nn.Module, tensors: Mapping[str, torch.Tensor], where: s
 
 
 def load_part_weights(module: nn.Module, part: str, layouts: Mapping[str, Callable[..., Any]],
-                      path: str, layout: str | None = None,
+                      source: str | Path | Checkpoint, layout: str | None = None,
                       params: Mapping[str, Any] | None = None) -> None:
-    """Load a part's first weights from ``path`` strictly.
+    """Load a part's first weights from ``source`` (a path, or a checkpoint already read) strictly.
 
     Without ``layout``, a domainfm run or export gives the tensors of the part of the same name;
     any other source (or a domainfm source without that part) goes through the first of the
     record's ``layouts``, whose filter maps the file's keys to the module's.
     """
-    checkpoint = read_checkpoint(path)
+    checkpoint = source if isinstance(source, Checkpoint) else read_checkpoint(source)
+    path = str(checkpoint.path)
     if layout is None and checkpoint.spec is not None and checkpoint.part(part):
         if part == "encoder" and checkpoint.spec.adapters:
             names = ", ".join(a.name for a in checkpoint.spec.adapters)
