@@ -18,11 +18,11 @@ import torch
 from monai.networks.blocks import PatchEmbeddingBlock, TransformerBlock
 from torch import nn
 
-from domainfm.errors import DomainfmError
+from domainfm.errors import ConfigError, DataError
+from domainfm.records import Fraction, PositiveInt
+from domainfm_medical.presets import PRESETS
 
 MODALITIES = ("t1", "t1ce", "t2", "flair")
-
-from domainfm_medical.presets import PRESETS
 
 
 def patchify(image: torch.Tensor, patch: int) -> torch.Tensor:
@@ -76,7 +76,7 @@ class BMMAEEncoder(nn.Module):
                  mlp_dim: int = 384, qkv_bias: bool = True, dropout: float = 0.0) -> None:
         super().__init__()
         if img_size % patch_size:
-            raise DomainfmError(f"img_size {img_size} must be a multiple of patch_size {patch_size}")
+            raise ConfigError(f"img_size {img_size} must be a multiple of patch_size {patch_size}")
         self.modalities = tuple(modalities)
         self.img_size, self.patch_size = img_size, patch_size
         self.grid_size = (img_size // patch_size,) * 3
@@ -108,7 +108,7 @@ class BMMAEEncoder(nn.Module):
             image = batch["image"]
             names = list(batch.get("modalities") or self.modalities)
             if image.ndim != 5 or image.shape[1] != len(names):
-                raise DomainfmError(f"batch['image'] must be (B, {len(names)}, X, Y, Z) for modalities "
+                raise DataError(f"batch['image'] must be (B, {len(names)}, X, Y, Z) for modalities "
                                     f"{names}, got {tuple(image.shape)}")
             present = batch.get("present")
             present = (torch.ones(image.shape[:2], dtype=torch.bool, device=image.device)
@@ -124,20 +124,20 @@ class BMMAEEncoder(nn.Module):
             names = list(channels)
         unknown = [n for n in names if n not in self.modalities]
         if unknown:
-            raise DomainfmError(f"unknown modalities {unknown}; this encoder knows {list(self.modalities)}")
+            raise DataError(f"unknown modalities {unknown}; this encoder knows {list(self.modalities)}")
         if not channels:
-            raise DomainfmError(f"the batch holds none of the modalities {list(self.modalities)} "
+            raise DataError(f"the batch holds none of the modalities {list(self.modalities)} "
                                 "(pass batch['image'] or one tensor per modality name)")
         ref = next(iter(channels.values()))[0]
         if tuple(ref.shape[1:]) != (self.img_size,) * 3:
-            raise DomainfmError(f"volumes must be {self.img_size}^3 for this encoder, got "
+            raise DataError(f"volumes must be {self.img_size}^3 for this encoder, got "
                                 f"{tuple(ref.shape[1:])}; crop/pad them or use sliding-window inference")
         zeros = torch.zeros_like(ref)
         no = torch.zeros(ref.shape[0], dtype=torch.bool, device=ref.device)
         image = torch.stack([channels.get(m, (zeros, no))[0] for m in self.modalities], 1)
         present = torch.stack([channels.get(m, (zeros, no))[1] for m in self.modalities], 1)
         if not present.any(1).all():
-            raise DomainfmError("every case in the batch needs at least one present modality")
+            raise DataError("every case in the batch needs at least one present modality")
         return image, present
 
     def embed_tokens(self, image: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
@@ -220,15 +220,20 @@ def to_grid(tokens: torch.Tensor, features: Mapping[str, Any], num_patches: int,
 
 
 def build_encoder(*, preset: str = "tiny", modalities: list[str] | None = None,
-                  img_size: int | None = None, patch_size: int | None = None,
-                  embed_dim: int | None = None, depth: int | None = None,
-                  num_heads: int | None = None, mlp_dim: int | None = None,
-                  qkv_bias: bool = True, dropout: float = 0.0) -> BMMAEEncoder:
+                  img_size: PositiveInt | None = None, patch_size: PositiveInt | None = None,
+                  embed_dim: PositiveInt | None = None, depth: PositiveInt | None = None,
+                  num_heads: PositiveInt | None = None, mlp_dim: PositiveInt | None = None,
+                  qkv_bias: bool = True, dropout: Fraction = 0.0) -> BMMAEEncoder:
     """Build ``medical.bmmae`` from a preset, with any hyper-parameter overridden."""
     if preset not in PRESETS:
-        raise DomainfmError(f"unknown medical.bmmae preset {preset!r}; valid: {', '.join(PRESETS)}")
+        raise ConfigError(f"unknown medical.bmmae preset {preset!r}; valid: {', '.join(PRESETS)}")
     params = dict(PRESETS[preset])
     overrides = dict(img_size=img_size, patch_size=patch_size, embed_dim=embed_dim, depth=depth,
                      num_heads=num_heads, mlp_dim=mlp_dim)
     params.update({k: v for k, v in overrides.items() if v is not None})
-    return BMMAEEncoder(modalities=modalities or MODALITIES, qkv_bias=qkv_bias, dropout=dropout, **params)
+    if params["embed_dim"] % params["num_heads"]:
+        raise ConfigError(f"embed_dim {params['embed_dim']} must divide by num_heads {params['num_heads']}")
+    names = list(modalities or MODALITIES)
+    if not names or len(set(names)) != len(names):
+        raise ConfigError(f"modalities must be distinct names, got {names}")
+    return BMMAEEncoder(modalities=names, qkv_bias=qkv_bias, dropout=dropout, **params)

@@ -11,7 +11,7 @@ than the training crop go through :func:`sliding_window_segment`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import torch
@@ -20,7 +20,8 @@ from monai.losses import DiceCELoss
 from monai.networks.blocks import UnetrBasicBlock, UnetrPrUpBlock, UnetrUpBlock
 from torch import nn
 
-from domainfm.errors import DomainfmError
+from domainfm.errors import ConfigError, DataError
+from domainfm.records import Fraction, PositiveInt
 from domainfm_medical.encoder import BMMAEEncoder, to_grid
 
 
@@ -34,7 +35,7 @@ class UNETRHead(nn.Module):
         super().__init__()
         k = int(math.log2(patch_size))
         if 2**k != patch_size or k < 1:
-            raise DomainfmError(f"the UNETR head needs a power-of-two patch size, got {patch_size}")
+            raise ConfigError(f"the UNETR head needs a power-of-two patch size, got {patch_size}")
         self.grid_size, self.num_patches = grid_size, int(math.prod(grid_size))
         self.activation, self.num_classes = activation, num_classes
         self.layers = [min(depth - 1, max(0, depth * j // k)) for j in range(1, k)]
@@ -70,7 +71,7 @@ class UNETRHead(nn.Module):
         target = batch["target"]
         if self.activation == "sigmoid":
             if target.shape[1] != self.num_classes:
-                raise DomainfmError(f"segmentation target has {target.shape[1]} channels, the head "
+                raise DataError(f"segmentation target has {target.shape[1]} channels, the head "
                                     f"predicts {self.num_classes} (num_classes)")
             return self.criterion(predictions, target.to(predictions.dtype))
         return self.criterion(predictions, target.long())
@@ -91,25 +92,27 @@ class ClassificationHead(nn.Module):
     def loss(self, predictions: torch.Tensor, batch: Mapping[str, Any]) -> torch.Tensor:
         target = batch["target"].long()
         if bool((target < 0).any()) or bool((target >= self.num_classes).any()):
-            raise DomainfmError(f"classification labels must be in 0..{self.num_classes - 1}, got "
+            raise DataError(f"classification labels must be in 0..{self.num_classes - 1}, got "
                                 f"{sorted(set(target.tolist()))} (cases {batch.get('case', '?')})")
         return self.criterion(predictions, target)
 
 
 def sliding_window_segment(encoder: BMMAEEncoder, head: UNETRHead, image: torch.Tensor,
                            present: torch.Tensor, *, overlap: float = 0.5, sw_batch_size: int = 2,
-                           mode: str = "gaussian") -> torch.Tensor:
+                           mode: str = "gaussian", modalities: Sequence[str] | None = None) -> torch.Tensor:
     """Segmentation logits for volumes of any size (B, M, X, Y, Z), window = the training crop.
 
-    Windows are blended with Gaussian weights; smaller volumes are padded and cropped back.
+    ``modalities`` names the channels of ``image`` (default: the encoder's order). Windows are
+    blended with Gaussian weights; smaller volumes are padded and cropped back.
     """
+    names = list(modalities or encoder.modalities)
     roi = (encoder.img_size,) * 3
     outputs = []
     for b in range(image.shape[0]):
         case_present = present[b : b + 1]
 
         def predict(window: torch.Tensor, p: torch.Tensor = case_present) -> torch.Tensor:
-            batch = {"image": window, "present": p.expand(window.shape[0], -1)}
+            batch = {"image": window, "present": p.expand(window.shape[0], -1), "modalities": names}
             return head(encoder(batch), batch)
 
         outputs.append(sliding_window_inference(image[b : b + 1], roi, sw_batch_size, predict,
@@ -117,18 +120,24 @@ def sliding_window_segment(encoder: BMMAEEncoder, head: UNETRHead, image: torch.
     return torch.cat(outputs)
 
 
-def build_segmentation(encoder: nn.Module, *, num_classes: int = 3,
-                       activation: Literal["sigmoid", "softmax"] = "sigmoid",
-                       feature_size: int = 16, norm_name: str = "instance") -> UNETRHead:
-    """``medical.segmentation``: sigmoid multi-label (TC/WT/ET) or softmax classes."""
+Activation = Literal["sigmoid", "softmax"]
+
+
+def build_segmentation(encoder: nn.Module, *, num_classes: PositiveInt, activation: Activation,
+                       feature_size: PositiveInt = 16,
+                       norm_name: str = "instance") -> UNETRHead:
+    """``medical.segmentation``: sigmoid multi-label (TC/WT/ET) or softmax classes; ``num_classes``
+    and ``activation`` come from the data specification."""
     if not isinstance(encoder, BMMAEEncoder):
-        raise DomainfmError(f"medical.segmentation needs a medical.bmmae encoder, got {type(encoder).__name__}")
+        raise ConfigError(f"medical.segmentation needs a medical.bmmae encoder, got {type(encoder).__name__}")
     return UNETRHead(embed_dim=encoder.embed_dim, depth=encoder.depth,
                      num_modalities=len(encoder.modalities), patch_size=encoder.patch_size,
                      grid_size=encoder.grid_size, num_classes=num_classes, activation=activation,
                      feature_size=feature_size, norm_name=norm_name)
 
 
-def build_classification(encoder: nn.Module, *, num_classes: int = 2, dropout: float = 0.0) -> ClassificationHead:
-    """``medical.classification``: a linear layer on the cls token."""
+def build_classification(encoder: nn.Module, *, num_classes: PositiveInt,
+                         dropout: Fraction = 0.0) -> ClassificationHead:
+    """``medical.classification``: a linear layer on the cls token; ``num_classes`` comes from
+    the data specification."""
     return ClassificationHead(embed_dim=encoder.embed_dim, num_classes=num_classes, dropout=dropout)

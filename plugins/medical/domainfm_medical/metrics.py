@@ -20,6 +20,8 @@ from monai.metrics import compute_dice, compute_hausdorff_distance
 from torchmetrics import Metric
 from torchmetrics.classification import BinaryAUROC, MulticlassAccuracy, MulticlassAUROC
 
+from domainfm.records import PositiveFloat, PositiveInt
+
 
 def binarize(logits: torch.Tensor, target: torch.Tensor, activation: str,
              include_background: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,18 +88,22 @@ class HD95(_PerClassMean):
         return values
 
 
-def build_dice(*, num_classes: int = 3, activation: Literal["sigmoid", "softmax"] = "sigmoid",
-               include_background: bool = False, reduction: Literal["mean", "none"] = "mean") -> Dice:
-    """``medical.dice``: Dice per class (TC/WT/ET for sigmoid), averaged unless reduction='none'."""
+Activation = Literal["sigmoid", "softmax"]
+Reduction = Literal["mean", "none"]
+
+
+def build_dice(*, num_classes: PositiveInt, activation: Activation, include_background: bool = False,
+               reduction: Reduction = "mean") -> Dice:
+    """``medical.dice``: Dice per class (TC/WT/ET for sigmoid), averaged unless reduction='none'.
+    ``num_classes`` and ``activation`` come from the data specification (or the head)."""
     return Dice(num_classes=num_classes, activation=activation,
                 include_background=include_background, reduction=reduction)
 
 
-def build_hd95(*, num_classes: int = 3, activation: Literal["sigmoid", "softmax"] = "sigmoid",
-               include_background: bool = False, spacing: float = 1.0,
-               reduction: Literal["mean", "none"] = "mean") -> HD95:
-    """``medical.hd95``: 95th-percentile Hausdorff distance in mm; a missed structure scores the
-    volume diagonal."""
+def build_hd95(*, num_classes: PositiveInt, activation: Activation, include_background: bool = False,
+               spacing: PositiveFloat = 1.0, reduction: Reduction = "mean") -> HD95:
+    """``medical.hd95``: 95th-percentile Hausdorff distance in mm (``spacing``: the data's voxel
+    size); a missed structure scores the volume diagonal."""
     return HD95(num_classes=num_classes, activation=activation, include_background=include_background,
                 reduction=reduction, spacing=spacing)
 
@@ -117,11 +123,11 @@ class LogitMulticlassAUROC(MulticlassAUROC):
         super().update(preds.detach().softmax(-1), target.long())
 
 
-def build_auroc(*, num_classes: int = 2) -> Metric:
+def build_auroc(*, num_classes: PositiveInt) -> Metric:
     """``medical.auroc``: ROC-AUC of case classification (binary, or macro one-vs-rest)."""
     return LogitBinaryAUROC() if num_classes == 2 else LogitMulticlassAUROC(num_classes=num_classes)
 
 
-def build_accuracy(*, num_classes: int = 2) -> Metric:
+def build_accuracy(*, num_classes: PositiveInt) -> Metric:
     """``medical.accuracy``: fraction of cases whose arg-max class is right."""
     return MulticlassAccuracy(num_classes=num_classes, average="micro")

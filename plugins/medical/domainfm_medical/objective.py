@@ -10,14 +10,15 @@ MSE on masked patches of present modalities, averaged per modality and summed ov
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from monai.networks.blocks import TransformerBlock
 from monai.networks.blocks.pos_embed_utils import build_sincos_position_embedding
 from torch import nn
 
-from domainfm.errors import DomainfmError
+from domainfm.errors import ConfigError, DataError
+from domainfm.records import PositiveFloat, PositiveInt, Range
 from domainfm_medical.encoder import BMMAEEncoder, freeze_unused_cross_attention, patchify
 
 
@@ -93,7 +94,7 @@ class MultimodalMAE(nn.Module):
                  norm_pix_loss: bool = False) -> None:
         super().__init__()
         if not 0 < mask_ratio < 1:
-            raise DomainfmError(f"mask_ratio must be in (0, 1), got {mask_ratio}")
+            raise ConfigError(f"mask_ratio must be in (0, 1), got {mask_ratio}")
         self.modalities = encoder.modalities
         self.patch_size, self.grid_size = encoder.patch_size, encoder.grid_size
         self.num_patches = encoder.num_patches
@@ -151,12 +152,12 @@ class MultimodalMAE(nn.Module):
         """
         unknown = [k for k in missing if k not in self.modalities]
         if unknown:
-            raise DomainfmError(f"cannot reconstruct unknown modalities {unknown}; known: {list(self.modalities)}")
+            raise DataError(f"cannot reconstruct unknown modalities {unknown}; known: {list(self.modalities)}")
         image, present = encoder.inputs(case)
         drop = torch.tensor([k in missing for k in self.modalities], device=image.device)
         available = present & ~drop
         if not available.any(1).all():
-            raise DomainfmError("reconstruction needs at least one available modality besides the missing ones")
+            raise DataError("reconstruction needs at least one available modality besides the missing ones")
         encoded, _, ids, valid = encoder.encode_kept(
             image, available.repeat_interleave(encoder.num_patches, 1))
         pred = unpatchify(self.decoder(encoded, ids, valid, available | drop), self.patch_size, self.grid_size)
@@ -164,12 +165,16 @@ class MultimodalMAE(nn.Module):
         return {k: pred[:, self.modalities.index(k)] for k in wanted}
 
 
-def build_objective(encoder: nn.Module, *, mask_ratio: float = 0.75, dirichlet_alpha: float = 1.0,
-                    decoder_dim: int | None = None, decoder_depth: int = 3,
-                    decoder_heads: int | None = None, norm_pix_loss: bool = False) -> MultimodalMAE:
+MaskRatio = Annotated[float, Range(gt=0, lt=1)]
+
+
+def build_objective(encoder: nn.Module, *, mask_ratio: MaskRatio = 0.75,
+                    dirichlet_alpha: PositiveFloat = 1.0, decoder_dim: PositiveInt | None = None,
+                    decoder_depth: PositiveInt = 3, decoder_heads: PositiveInt | None = None,
+                    norm_pix_loss: bool = False) -> MultimodalMAE:
     """``medical.multimodal_mae`` for a ``medical.bmmae`` encoder."""
     if not isinstance(encoder, BMMAEEncoder):
-        raise DomainfmError(f"medical.multimodal_mae needs a medical.bmmae encoder, got {type(encoder).__name__}")
+        raise ConfigError(f"medical.multimodal_mae needs a medical.bmmae encoder, got {type(encoder).__name__}")
     return MultimodalMAE(encoder, mask_ratio=mask_ratio, dirichlet_alpha=dirichlet_alpha,
                          decoder_dim=decoder_dim, decoder_depth=decoder_depth,
                          decoder_heads=decoder_heads, norm_pix_loss=norm_pix_loss)

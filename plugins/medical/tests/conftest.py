@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from domainfm_medical.synthetic import write_case
+from domainfm_medical.data.synthetic import write_case
 
 
 @pytest.fixture

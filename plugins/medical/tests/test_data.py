@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +13,10 @@ import pytest
 import torch
 from torch.utils.data import DistributedSampler
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
 from domainfm_medical.data import BrainMRIDataModule, discover_cases
 from domainfm_medical.io import BadCaseError, write_volume
-from domainfm_medical.synthetic import AFFINE, write_case
+from domainfm_medical.data.synthetic import AFFINE, write_case
 
 
 def datamodule(source, **kw) -> BrainMRIDataModule:
@@ -46,7 +47,7 @@ def test_csv_and_json_manifests(cases: Path, tmp_path: Path) -> None:
 def test_batches_carry_presence_and_zscore(cases: Path) -> None:
     dm = datamodule(cases, val_fraction=0.5, seed=3)
     dm.setup("fit")
-    batches = list(dm.train_dataloader()) + list(dm.val_dataloader())
+    batches = list(dm.train_dataloader()) + list(dm.val_dataloader()) + list(dm.test_dataloader())
     by_case = {c: (b["image"][i], b["present"][i], b["target"][i])
                for b in batches for i, c in enumerate(b["case"])}
     image, present, target = by_case["case_3"]
@@ -105,7 +106,7 @@ def test_bad_case_stops_the_run_naming_case_and_file(tmp_path: Path, bad: str) -
         for p in sorted((root / other).iterdir()):
             p.unlink()
         (root / other).rmdir()
-    dm = datamodule(root, val_fraction=0.0)
+    dm = datamodule(root, val_fraction=0.0, test_fraction=0.0)
     with pytest.raises(BadCaseError) as info:
         dm.setup("fit")
     message = str(info.value)
@@ -117,7 +118,7 @@ def test_skip_bad_cases_logs_and_skips(tmp_path: Path, caplog: pytest.LogCapture
     for i in range(3):
         write_case(root, f"good_{i}", i)
     bad = _bad_cases(root)
-    dm = datamodule(root, val_fraction=0.0, skip_bad_cases=True)
+    dm = datamodule(root, val_fraction=0.0, test_fraction=0.0, skip_bad_cases=True)
     with caplog.at_level(logging.WARNING):
         dm.setup("fit")
     assert sorted(c["case"] for c in dm.datasets["train"].data) == ["good_0", "good_1", "good_2"]
@@ -162,3 +163,55 @@ def test_truncated_gzip_message_is_actionable(tmp_path: Path) -> None:
     path.write_bytes(gzip.compress(b"not a nifti"))
     with pytest.raises(BadCaseError, match="case 'c1', file .*x.nii.gz.*cannot read NIfTI"):
         read_volume(path, "c1")
+
+
+def test_splits_are_disjoint_seeded_and_name_cases(cases: Path) -> None:
+    for i in range(4, 10):  # 10 cases: 3 val, 2 test, 5 train
+        write_case(cases, f"case_{i}", i)
+    keys = []
+    for seed in (0, 0, 1):
+        dm = datamodule(cases, val_fraction=0.3, test_fraction=0.2, seed=seed)
+        dm.setup("fit")
+        keys.append({s: dm.split_keys(s) for s in ("train", "val", "test")})
+    split = keys[0]
+    assert [len(split[s]) for s in ("train", "val", "test")] == [5, 3, 2]
+    assert set(split["train"]) | set(split["val"]) | set(split["test"]) == {f"case_{i}" for i in range(10)}
+    assert not set(split["test"]) & (set(split["val"]) | set(split["train"]))
+    assert keys[1] == split and keys[2] != split  # seeded
+    served = [c for b in dm.test_dataloader() for c in b["case"]]
+    assert served == keys[2]["test"]  # the test loader serves the test cases, not validation
+
+
+def test_data_spec_says_what_heads_metrics_and_predictors_need(cases: Path) -> None:
+    dm = datamodule(cases, pixdim=1.5)
+    dm.setup("fit")
+    spec = dm.data_spec()
+    assert spec.inputs == ("t1", "t1ce", "t2", "flair") and spec.num_classes == 3
+    assert spec.normalization["method"] == "zscore_nonzero"
+    assert spec.task["activation"] == "sigmoid" and spec.task["spacing"] == 1.5
+    assert spec.task["roi_size"] == [32, 32, 32] and spec.task["mask_labels"] == [0, 1, 2, 4]
+    softmax = datamodule(cases, seg_format="classes", mask_labels=[0, 1, 2, 4], modalities=["t1", "t1ce"])
+    softmax.setup("fit")
+    spec = softmax.data_spec()
+    assert spec.num_classes == 4 and spec.task["activation"] == "softmax" and spec.inputs == ("t1", "t1ce")
+    (cases / "labels.csv").write_text("case,label\ncase_0,0\ncase_1,2\ncase_2,1\ncase_3,0\n")
+    graded = datamodule(cases, task="classification", val_fraction=0.25, test_fraction=0.25)
+    graded.setup("fit")
+    assert graded.data_spec().num_classes == 3 and "activation" not in graded.data_spec().task
+
+
+def test_transform_errors_become_one_line_naming_the_case(cases: Path, monkeypatch) -> None:
+    """An error inside a MONAI transform (which MONAI wraps in RuntimeError) is one line naming
+    the case and its first file."""
+    from monai import transforms as mt
+
+    def fail(self, data):
+        raise ValueError("resampling failed\nsecond line")
+
+    monkeypatch.setattr(mt.NormalizeIntensityd, "__call__", fail)
+    dm = datamodule(cases, val_fraction=0.0, test_fraction=0.0, cache_dir=str(cases.parent / "c"))
+    with pytest.raises(BadCaseError) as info:
+        dm.setup("fit")
+    message = str(info.value)
+    assert re.match(r"case '(case_\d)', file '.*/\1_t1\.nii\.gz': preprocessing failed", message)
+    assert "ValueError: resampling failed second line" in message and "\n" not in message

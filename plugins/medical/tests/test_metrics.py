@@ -23,18 +23,18 @@ def cube(lo: int, hi: int, size: int = 16) -> torch.Tensor:
 def test_dice_per_class_and_mean() -> None:
     ref = torch.stack([cube(2, 6), cube(2, 6), cube(8, 12)])[None]       # (1, 3, 16^3)
     pred = torch.stack([cube(2, 6), cube(4, 8), torch.zeros(16, 16, 16, dtype=bool)])[None]
-    per_class = build_dice(reduction="none")
+    per_class = build_dice(num_classes=3, activation="sigmoid", reduction="none")
     per_class.update(logits_from(pred), ref)
     overlap = 2 * 2 * 2
     expected = torch.tensor([1.0, 2 * overlap / (64 + 64), 0.0])
     torch.testing.assert_close(per_class.compute(), expected)
-    mean = build_dice()
+    mean = build_dice(num_classes=3, activation="sigmoid")
     mean.update(logits_from(pred), ref)
     torch.testing.assert_close(mean.compute(), expected.mean())
 
 
 def test_dice_empty_reference_and_prediction_is_perfect() -> None:
-    metric = build_dice(num_classes=1)
+    metric = build_dice(num_classes=1, activation="sigmoid")
     empty = torch.zeros(1, 1, 8, 8, 8, dtype=torch.bool)
     metric.update(logits_from(empty), empty)
     assert metric.compute().item() == 1.0
@@ -44,13 +44,13 @@ def test_hd95_missed_structure_counts_as_worst_distance() -> None:
     ref = torch.stack([cube(2, 6), cube(2, 6), torch.zeros(16, 16, 16, dtype=torch.bool)])[None]
     pred = torch.stack([cube(2, 6), torch.zeros(16, 16, 16, dtype=torch.bool),
                         torch.zeros(16, 16, 16, dtype=torch.bool)])[None]
-    metric = build_hd95(spacing=1.5, reduction="none")
+    metric = build_hd95(num_classes=3, activation="sigmoid", spacing=1.5, reduction="none")
     metric.update(logits_from(pred), ref)
     worst = math.sqrt(3 * 16**2) * 1.5
     hit, missed, both_empty = metric.compute().tolist()
     assert hit == 0.0 and missed == pytest.approx(worst) and both_empty == 0.0
     # a missed case stays in the mean instead of vanishing as MONAI's NaN would
-    mean = build_hd95(spacing=1.5)
+    mean = build_hd95(num_classes=3, activation="sigmoid", spacing=1.5)
     mean.update(logits_from(pred), ref)
     assert mean.compute().item() == pytest.approx(worst / 3)
 
@@ -59,7 +59,7 @@ def test_hd95_shifted_cube_distance() -> None:
     ref = cube(4, 8)[None, None]
     pred = torch.zeros_like(ref)
     pred[..., 6:10, 4:8, 4:8] = True  # shifted by 2 voxels along x
-    metric = build_hd95(num_classes=1)
+    metric = build_hd95(num_classes=1, activation="sigmoid")
     metric.update(logits_from(pred), ref)
     assert metric.compute().item() == pytest.approx(2.0)
 
@@ -78,7 +78,7 @@ def test_softmax_segmentation_excludes_background() -> None:
 def test_auroc_and_accuracy_from_logits() -> None:
     logits = torch.tensor([[2.0, -1.0], [0.5, 0.0], [0.0, 1.0], [-1.0, 3.0]])
     target = torch.tensor([0, 1, 0, 1])
-    auroc, acc = build_auroc(), build_accuracy()
+    auroc, acc = build_auroc(num_classes=2), build_accuracy(num_classes=2)
     auroc.update(logits, target)
     acc.update(logits, target)
     assert auroc.compute().item() == pytest.approx(0.75)

@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from domainfm.host import DomainfmError
+import domainfm
+from domainfm.errors import DomainfmError, WeightsError
+from domainfm.weights import load_part_weights
 from domainfm_medical.encoder import PRESETS, build_encoder
 from domainfm_medical.heads import build_classification, build_segmentation, sliding_window_segment
 from domainfm_medical.objective import build_objective, patchify, unpatchify
-from domainfm_medical.weights import CheckpointMismatch, convert_bmmae, load_bmmae
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +128,7 @@ def test_reconstruct_returns_missing_modalities_as_volumes(model) -> None:
 
 def test_segmentation_head_and_sliding_window(model) -> None:
     encoder, _ = model
-    head = build_segmentation(encoder, num_classes=3, feature_size=8).eval()
+    head = build_segmentation(encoder, num_classes=3, activation="sigmoid", feature_size=8).eval()
     batch = {"image": torch.randn(1, 4, 32, 32, 32), "present": torch.tensor([[True, True, False, True]])}
     logits = head(encoder(batch), batch)
     assert logits.shape == (1, 3, 32, 32, 32)
@@ -140,7 +141,8 @@ def test_segmentation_head_and_sliding_window(model) -> None:
     softmax = build_segmentation(encoder, num_classes=4, activation="softmax", feature_size=8)
     assert softmax(encoder(batch), batch).shape == (1, 4, 32, 32, 32)
     assert head.layers == [1, 2]  # skips from blocks 2 and 3 of 4 (UNETR: 3, 6, 9 of 12)
-    assert build_segmentation(build_encoder(preset="tiny", depth=12, patch_size=16), feature_size=8).layers == [3, 6, 9]
+    deep = build_encoder(preset="tiny", depth=12, patch_size=16)
+    assert build_segmentation(deep, num_classes=3, activation="sigmoid", feature_size=8).layers == [3, 6, 9]
 
 
 def test_classification_head_uses_the_cls_token(model) -> None:
@@ -163,14 +165,23 @@ def _released_layout(encoder, objective) -> dict[str, torch.Tensor]:
     return {"state_dict": {f"module.{k}": v for k, v in state.items()}}
 
 
-def test_released_checkpoint_loads_exactly(model, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def layouts() -> dict[str, dict]:
+    """The ``bmmae`` key filters as the host finds them on the records."""
+    host = domainfm.Host()
+    return {part: host.get(part, name).weights
+            for part, name in (("encoder", "medical.bmmae"), ("objective", "medical.multimodal_mae"))}
+
+
+def test_released_checkpoint_loads_exactly(model, layouts, tmp_path: Path) -> None:
     encoder, objective = model
     path = tmp_path / "bmmae.pth"
     torch.save(_released_layout(encoder, objective), path)
     torch.manual_seed(1)
     fresh = build_encoder(preset="tiny").eval()
     fresh_obj = build_objective(fresh).eval()
-    load_bmmae(path, fresh, fresh_obj)
+    load_part_weights(fresh, "encoder", layouts["encoder"], str(path), "bmmae")  # the host reads it
+    load_part_weights(fresh_obj, "objective", layouts["objective"], str(path), "bmmae")
     batch = {"image": torch.randn(1, 4, 32, 32, 32)}
     with torch.no_grad():
         torch.testing.assert_close(fresh(batch)["embedding"], encoder(batch)["embedding"], rtol=0, atol=0)
@@ -179,15 +190,35 @@ def test_released_checkpoint_loads_exactly(model, tmp_path: Path) -> None:
     torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
-def test_checkpoint_mismatch_lists_keys_and_shapes(model) -> None:
+def test_layout_reconciles_monai_versions_and_wrappers(model, layouts, tmp_path: Path) -> None:
+    """Unused ``cross_attn`` weights of old MONAI blocks are dropped, absent ``norm_cross_attn``
+    norms keep ours, ``model.``/``net.`` prefixes go, and safetensors files read the same."""
+    from safetensors.torch import save_file
+
+    encoder, objective = model
+    state = {f"net.model.{k}": v for k, v in _released_layout(encoder, objective)["state_dict"].items()}
+    state["net.model.blocks.1.cross_attn.qkv.weight"] = torch.zeros(3, 3)
+    path = tmp_path / "bmmae.safetensors"
+    save_file({k: v.contiguous() for k, v in state.items()}, path)
+    torch.manual_seed(2)
+    fresh = build_encoder(preset="tiny").eval()
+    ours = fresh.blocks[0].norm_cross_attn.weight.clone()
+    load_part_weights(fresh, "encoder", layouts["encoder"], str(path))  # the first layout: bmmae
+    torch.testing.assert_close(fresh.blocks[0].norm_cross_attn.weight, ours, rtol=0, atol=0)
+    torch.testing.assert_close(fresh.cls_token, encoder.cls_token, rtol=0, atol=0)
+
+
+def test_checkpoint_mismatch_lists_keys_and_shapes(model, layouts, tmp_path: Path) -> None:
     encoder, objective = model
     state = _released_layout(encoder, objective)["state_dict"]
     del state["module.blocks.2.mlp.linear1.weight"]
     state["module.blocks.0.attn.extra"] = torch.zeros(1)
     state["module.cls_token"] = torch.zeros(1, 1, 96)
-    with pytest.raises(CheckpointMismatch) as info:
-        convert_bmmae(state, encoder)
+    torch.save(state, tmp_path / "bad.pth")
+    with pytest.raises(WeightsError) as info:
+        load_part_weights(build_encoder(preset="tiny"), "encoder", layouts["encoder"],
+                          str(tmp_path / "bad.pth"), "bmmae")
     message = str(info.value)
-    assert "missing keys (1): blocks.2.mlp.linear1.weight" in message
-    assert "unexpected keys (1): blocks.0.attn.extra" in message
-    assert "cls_token: checkpoint (1, 1, 96), model (1, 1, 192)" in message
+    assert "missing keys (1): ['blocks.2.mlp.linear1.weight']" in message
+    assert "unexpected keys (1): ['blocks.0.attn.extra']" in message
+    assert "cls_token: file (1, 1, 96) vs model (1, 1, 192)" in message

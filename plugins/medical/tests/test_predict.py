@@ -11,12 +11,15 @@ import pytest
 import torch
 from nibabel.testing import data_path
 
-from domainfm.host import DomainfmError
+from domainfm.errors import DomainfmError
+from domainfm.spec import DataSpec
 from domainfm_medical.data import BrainMRIDataModule
-from domainfm_medical.encoder import build_encoder
+from domainfm_medical.data.fixtures import example_case
+from domainfm_medical.data.transforms import NORMALIZATION
+from domainfm_medical.encoder import MODALITIES, build_encoder
 from domainfm_medical.heads import build_segmentation
 from domainfm_medical.objective import build_objective
-from domainfm_medical.predict import build_reconstruct, build_segment, example_case
+from domainfm_medical.predict import build_reconstruct, build_segment
 
 ANATOMICAL = Path(data_path) / "anatomical.nii"
 
@@ -25,8 +28,10 @@ ANATOMICAL = Path(data_path) / "anatomical.nii"
 def model():
     torch.manual_seed(0)
     encoder = build_encoder(preset="tiny")
-    return SimpleNamespace(encoder=encoder, head=build_segmentation(encoder, feature_size=8),
-                           objective=build_objective(encoder), config={})
+    spec = SimpleNamespace(data=DataSpec(inputs=MODALITIES, num_classes=3, normalization=NORMALIZATION,
+                                         task={"activation": "sigmoid", "mask_labels": [0, 1, 2, 4]}))
+    head = build_segmentation(encoder, num_classes=3, activation="sigmoid", feature_size=8)
+    return SimpleNamespace(encoder=encoder, head=head, objective=build_objective(encoder), spec=spec)
 
 
 def test_segment_keeps_input_affine_and_shape(model, tmp_path: Path) -> None:
@@ -84,3 +89,30 @@ def test_predictor_input_errors(model, tmp_path: Path) -> None:
         build_segment()(model, ANATOMICAL, tmp_path)
     with pytest.raises(DomainfmError, match="neither a case folder"):
         build_segment()(model, tmp_path / "nothing.txt", tmp_path)
+
+
+def test_reconstruct_png_shows_inputs_and_reconstructions(model, tmp_path: Path) -> None:
+    case = example_case(tmp_path)  # t2 is missing
+    written = build_reconstruct(overlap=0.0, png=True)(model, case, tmp_path / "out")
+    assert [p.name for p in written] == ["example_case_t2.nii.gz", "example_case_reconstruction.png"]
+    assert written[1].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_predictors_read_modalities_from_the_data_spec(model, tmp_path: Path) -> None:
+    """A model trained on t1 and flair reads only those, whatever else the case folder holds."""
+    import shutil
+
+    case = example_case(tmp_path / "a", shape=(32, 32, 32))  # t1, t1ce, flair; one window
+    only = tmp_path / "b" / case.name
+    only.mkdir(parents=True)
+    for name in ("t1", "flair"):
+        shutil.copy(case / f"{name}.nii.gz", only / f"{name}.nii.gz")
+    two = SimpleNamespace(**{**vars(model), "spec": SimpleNamespace(data=DataSpec(
+        inputs=("t1", "flair"), num_classes=3, normalization=NORMALIZATION))})
+    (a,) = build_segment(overlap=0.0)(two, case, tmp_path / "out_a")
+    (b,) = build_segment(overlap=0.0)(two, only, tmp_path / "out_b")
+    assert (case / "t1ce.nii.gz").is_file() and a.read_bytes() == b.read_bytes()
+    bad = SimpleNamespace(**{**vars(model), "spec": SimpleNamespace(data=DataSpec(inputs=MODALITIES))})
+    with pytest.raises(DomainfmError, match="normalisation"):
+        build_segment()(bad, case, tmp_path / "out_d")
+    assert not (tmp_path / "out_d").exists()

@@ -16,9 +16,8 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from domainfm.io import atomic_write_text
+from domainfm_medical.data.cases import MODALITIES
 from domainfm_medical.io import write_volume
-
-MODALITIES = ("t1", "t1ce", "t2", "flair")
 
 # intensity of (background, csf, grey, white, oedema, necrosis, enhancing) per modality
 CONTRAST = {
