@@ -137,8 +137,8 @@ def read_edgelist(path: str | Path, name: str | None = None) -> Graph:
                              f"({frame['u'].iloc[row]!r}) has one node; expected 'u v' per line "
                              "(is the file truncated?)")
     tokens = frame.to_numpy().astype(str)
-    integer = np.vectorize(lambda t: bool(_INTEGER.fullmatch(t)), otypes=[bool])(tokens).all(1)
-    if len(tokens) > 1 and not integer[0] and integer[1:].all():
+    integer = lambda rows: all(_INTEGER.fullmatch(t) for t in rows.ravel())  # noqa: E731
+    if len(tokens) > 1 and not integer(tokens[:1]) and integer(tokens[1:]):
         raise GraphDataError(f"edge-list file {str(path)!r}: the first line "
                              f"({' '.join(tokens[0])!r}) is not two integer node ids like the "
                              "others; is it a header? Start it with '#'")

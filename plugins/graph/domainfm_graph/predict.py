@@ -23,7 +23,7 @@ from domainfm.io import atomic_path
 from domainfm.records import BadInput, PositiveInt
 
 from domainfm_graph.data.instances import GraphInstances, NodeInstances, loader
-from domainfm_graph.io import Graph, from_networkx, read_edgelist, write_edgelist
+from domainfm_graph.io import from_networkx, read_edgelist, write_edgelist
 from domainfm_graph.sampler import GraphCollection
 
 SAMPLING = ("rw_hops", "restart_prob", "pos_dim", "max_degree")
@@ -113,9 +113,8 @@ def build_predictor(*, level: Literal["node", "graph"] | None = None,
                 results.append((path.stem, graph.names, *_run(model, dataset, batch_size)))
             return [p for stem, ids, emb, logits in results
                     for p in _write(Path(destination), stem, ids, emb, logits, format, "node")]
-        collection: list[Graph] = graphs
-        ids = np.arange(len(collection))
-        dataset = GraphInstances(GraphCollection(collection), ids, np.full(len(ids), -1), True,
+        ids = np.arange(len(graphs))
+        dataset = GraphInstances(GraphCollection(graphs), ids, np.full(len(ids), -1), True,
                                  **sampling)
         emb, logits = _run(model, dataset, batch_size)
         return _write(Path(destination), Path(source).stem, np.array([p.stem for p in files]),

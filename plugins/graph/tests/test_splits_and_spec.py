@@ -9,6 +9,8 @@ import yaml
 from domainfm.errors import DataError
 from domainfm_graph.data import GraphClassificationDataModule, NodeClassificationDataModule
 from domainfm_graph.data.fixtures import graph_files, node_files
+from domainfm_graph.encoder import build_encoder
+from domainfm_graph.frozen import cross_validate, embed
 from domainfm_graph.heads import build_head
 from domainfm_graph.io import read_edgelist, read_tu, write_labels, write_tu
 from domainfm_graph.synthetic import activity_task, family_task
@@ -55,6 +57,9 @@ def test_graph_level_splits_and_frozen_items(tmp_path):
     keys = {s: set(dm.split_keys(s)) for s in ("train", "val", "test")}
     assert keys["test"].isdisjoint(keys["val"] | keys["train"]) and len(keys["test"]) == 4
     assert len(dm.all_items()) == 20  # the frozen protocol embeds every graph
+    features = embed(build_encoder("tiny"), dm.all_items(two_views=True))
+    scores = cross_validate(features, dm.labels, classifier="svm", folds=5)
+    assert features.shape == (20, 16) and len(scores["folds"]["accuracy"]) == 5
     spec = dm.data_spec()
     assert spec.num_classes == 4 and spec.task["level"] == "graph"
     assert spec.task["label_source"].endswith("FAMILY")
