@@ -306,7 +306,10 @@ class ShardStream(IterableDataset):
     def plan(self, consumer: int, consumers: int) -> tuple[list[int], int, int]:
         """(shards to read, keep-every-n stride, sample limit) of one consumer this epoch."""
         order = list(range(len(self.urls)))
-        if self.shuffle and len(order) > 1:
+        # one consumer whose window covers the split: the window's permutation alone is
+        # DistributedSampler's order (a shuffled shard order before it would change that)
+        covered = consumers == 1 and self.shuffle_buffer >= sum(self.counts)
+        if self.shuffle and len(order) > 1 and not covered:
             g = torch.Generator().manual_seed(self.seed + self.epoch)
             order = torch.randperm(len(order), generator=g).tolist()
         if len(order) >= consumers:
