@@ -168,6 +168,7 @@ class Session:
         if spec.head is None:  # zero-shot: a head built on the loaded encoder
             head = self._part("head", self.config.head, {**spec.data.hints(), **data_spec.hints()})
             spec = spec.replace(head=head)
+        check_classes(spec.head, data_spec, f"the head of {config.init}")
         self.spec = spec
         self.metrics = self._metric_specs(data_spec)
 
@@ -214,6 +215,8 @@ class Session:
             plugin={"name": info.name, "distribution": info.distribution, "version": info.version},
             run_config=config.to_dict())
         spec = ModelSpec(encoder, head, objective, adapters, data_spec, provenance)
+        if head is not None:
+            check_classes(head, data_spec, "head.params.num_classes")
         self.metrics = self._metric_specs(data_spec, spec)
         return spec
 
@@ -294,6 +297,16 @@ class _RunFolderGuard:
         if exc is not None and isinstance(exc, DomainfmError) and not self.existed:
             shutil.rmtree(self.run_dir, ignore_errors=True)
         return False
+
+
+def check_classes(head: PartSpec, data: DataSpec, what: str) -> None:
+    """A head with fewer classes than the data's labels fails here, not inside the loss."""
+    given, needed = head.params.get("num_classes"), data.num_classes
+    if isinstance(given, int) and isinstance(needed, int) and given < needed:
+        source = data.task.get("label_source")
+        raise ConfigError(f"{what} is {given}, but the data has {needed} classes"
+                          + (f" ({source})" if source else "")
+                          + f": leave num_classes out (the data sets it) or give {needed}")
 
 
 def _choice(part: PartSpec) -> Any:

@@ -185,3 +185,10 @@ def test_a_disabled_plugin_is_refused_by_every_verb(verb, how, exported, tmp_pat
     assert code == 2, err
     assert len(err.strip().splitlines()) == 1 and "'example'" in err and "disabled" in err, err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_head_with_fewer_classes_than_the_data_is_one_line(tmp_path, capsys):
+    config = example_config(tmp_path, head={"name": "example.classifier", "params": {"num_classes": 3}})
+    code, err = run(capsys, "finetune", "--config", write(tmp_path, config))
+    assert code == 2 and "head.params.num_classes is 3, but the data has 4 classes" in err, err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
