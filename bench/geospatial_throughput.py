@@ -5,9 +5,11 @@ peak resident set size (and its rise over the process before the model is built)
 ``torch.cuda.max_memory_allocated``. The reference is TerraTorch 1.2.11's ``PrithviMAE``, loaded
 from an optional separate environment ``.venv-bench-geospatial`` (``pip install --no-deps
 terratorch==1.2.11`` plus a ``.pth`` reaching the main environment); its module file is loaded
-directly, since importing the ``terratorch`` package pulls in its whole dataset stack. The same
-process checks parity: the reference's weights, loaded through our official-checkpoint loader,
-must reproduce its encoder's output.
+directly, since importing the ``terratorch`` package pulls in its whole dataset stack. It gets
+the preset's sizes and keeps its own defaults for everything else (LayerNorm eps 1e-5 included).
+The same process checks parity: the reference's weights, loaded through our ``prithvi`` layout,
+must reproduce its encoder's output (``bench/geospatial_reference.py`` checks parity against
+TerraTorch's own configs and factories).
 
     .venv/bin/python bench/geospatial_throughput.py [--device cpu|cuda] [--precision bf16]
 """
@@ -15,7 +17,6 @@ must reproduce its encoder's output.
 from __future__ import annotations
 
 import argparse
-import functools
 import importlib.util
 import json
 import statistics
@@ -75,7 +76,7 @@ def build(impl: str, preset: str):
         num_frames=cfg["num_frames"], in_chans=6, embed_dim=cfg["embed_dim"], depth=cfg["depth"],
         num_heads=cfg["num_heads"], decoder_embed_dim=cfg["decoder_dim"],
         decoder_depth=cfg["decoder_depth"], decoder_num_heads=cfg["decoder_heads"],
-        mlp_ratio=cfg["mlp_ratio"], norm_layer=functools.partial(torch.nn.LayerNorm, eps=1e-6))
+        mlp_ratio=cfg["mlp_ratio"])  # norm_layer: TerraTorch's own default (nn.LayerNorm)
     return (lambda x: model(x)[0]["loss"]), list(model.parameters()), (model,)
 
 

@@ -24,7 +24,7 @@ from domainfm.errors import ConfigError, DomainfmError
 from domainfm.records import NonNegativeFloat, PositiveFloat, PositiveInt
 
 from domainfm_geospatial.bands import HLS_BANDS
-from domainfm_geospatial.presets import PRESETS
+from domainfm_geospatial.presets import NORM_EPS, PRESETS
 
 
 class MissingInputError(DomainfmError):
@@ -127,7 +127,7 @@ class PrithviViT(nn.Module):
     def __init__(self, *, bands: list[str], img_size: int, patch_size: int, num_frames: int,
                  tubelet_size: int, embed_dim: int, depth: int, num_heads: int, mlp_ratio: float,
                  temporal_encoding: bool, location_encoding: bool, drop_path: float,
-                 decoder_dim: int, decoder_depth: int, decoder_heads: int) -> None:
+                 norm_eps: float, decoder_dim: int, decoder_depth: int, decoder_heads: int) -> None:
         super().__init__()
         if embed_dim % 16:
             raise DomainfmError(f"embed_dim must be a multiple of 16 for 3D sin-cos positions, "
@@ -136,7 +136,7 @@ class PrithviViT(nn.Module):
         self.in_chans = len(bands)
         self.img_size, self.patch_size, self.num_frames = img_size, patch_size, num_frames
         self.tubelet_size = tubelet_size
-        self.embed_dim = embed_dim
+        self.embed_dim, self.norm_eps = embed_dim, norm_eps
         self.temporal_encoding, self.location_encoding = temporal_encoding, location_encoding
         self.decoder_defaults = dict(decoder_dim=decoder_dim, decoder_depth=decoder_depth,
                                      decoder_heads=decoder_heads)
@@ -149,10 +149,10 @@ class PrithviViT(nn.Module):
         rates = [drop_path * i / max(1, depth - 1) for i in range(depth)]
         self.blocks = nn.ModuleList(
             Block(embed_dim, num_heads, mlp_ratio, qkv_bias=True, drop_path=rate,
-                  norm_layer=functools.partial(nn.LayerNorm, eps=1e-6))
+                  norm_layer=functools.partial(nn.LayerNorm, eps=norm_eps))
             for rate in rates
         )
-        self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
+        self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -272,6 +272,7 @@ def build_prithvi(
     depth: PositiveInt | None = None,
     num_heads: PositiveInt | None = None,
     mlp_ratio: PositiveFloat | None = None,
+    norm_eps: PositiveFloat | None = None,
     temporal_encoding: bool | None = None,
     location_encoding: bool | None = None,
     drop_path: NonNegativeFloat = 0.0,
@@ -281,8 +282,10 @@ def build_prithvi(
 ) -> PrithviViT:
     """Build a preset and override any field.
 
-    ``bands`` names the input channels (default the six HLS bands). Official checkpoints are
-    not a build parameter: name one as the encoder's ``weights`` (layout ``prithvi``).
+    ``bands`` names the input channels (default the six HLS bands). ``norm_eps`` is the
+    LayerNorm epsilon (1e-5 in every preset, as TerraTorch; the original EO-1.0 fine-tuning
+    code used 1e-6). Official checkpoints are not a build parameter: name one as the encoder's
+    ``weights`` (layout ``prithvi``).
     ``decoder_*`` are the MAE decoder sizes that ``geospatial.mae`` uses unless told otherwise.
     """
     if preset not in PRESETS:
@@ -290,9 +293,11 @@ def build_prithvi(
                           f"choose one of {', '.join(PRESETS)}")
     given = dict(img_size=img_size, patch_size=patch_size, num_frames=num_frames,
                  embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio,
-                 temporal_encoding=temporal_encoding, location_encoding=location_encoding,
-                 decoder_dim=decoder_dim, decoder_depth=decoder_depth, decoder_heads=decoder_heads)
-    params: dict[str, Any] = dict(temporal_encoding=False, location_encoding=False)
+                 norm_eps=norm_eps, temporal_encoding=temporal_encoding,
+                 location_encoding=location_encoding, decoder_dim=decoder_dim,
+                 decoder_depth=decoder_depth, decoder_heads=decoder_heads)
+    params: dict[str, Any] = dict(temporal_encoding=False, location_encoding=False,
+                                  norm_eps=NORM_EPS)
     params.update(PRESETS[preset])
     params.update({k: v for k, v in given.items() if v is not None})
     model = PrithviViT(bands=list(bands or HLS_BANDS), tubelet_size=tubelet_size,

@@ -72,12 +72,13 @@ class PrithviMAE(nn.Module):
             self.temporal_embed_dec = TemporalEncoder(decoder_dim)
         if encoder.location_encoding:
             self.location_embed_dec = LocationEncoder(decoder_dim)
+        eps = encoder.norm_eps  # the decoder's LayerNorms match the encoder's (TerraTorch too)
         self.decoder_blocks = nn.ModuleList(
             Block(decoder_dim, decoder_heads, 4.0, qkv_bias=True,
-                  norm_layer=functools.partial(nn.LayerNorm, eps=1e-6))
+                  norm_layer=functools.partial(nn.LayerNorm, eps=eps))
             for _ in range(decoder_depth)
         )
-        self.decoder_norm = nn.LayerNorm(decoder_dim, eps=1e-6)
+        self.decoder_norm = nn.LayerNorm(decoder_dim, eps=eps)
         patch_dim = encoder.tubelet_size * encoder.patch_size**2 * encoder.in_chans
         self.decoder_pred = nn.Linear(decoder_dim, patch_dim)
         nn.init.normal_(self.mask_token, std=0.02)
