@@ -13,7 +13,9 @@ Weights are read only from safetensors or with ``torch.load(weights_only=True)``
 code ever runs. A state dict wrapped as ``{"state_dict": ...}`` or ``{"model": ...}`` is
 unwrapped. Plugins never read files: they map an official layout's keys to their modules' keys
 (``weights`` on a record), and :func:`load_part_weights` loads the result strictly, so a
-checkpoint can never silently leave a model random.
+checkpoint can never silently leave a model random. Plugins may call :func:`read_checkpoint` and
+:func:`load_strict` themselves only where a model's architecture must be read from a
+checkpoint's tensors before the model can be built (any granite TTM revision, say).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from domainfm.host import ENTRY_POINT_GROUP
 
 # Everything a plugin needs from the host lives in these modules (see README "Writing a plugin").
 PUBLIC_MODULES = {"domainfm", "domainfm.errors", "domainfm.hookspecs", "domainfm.io",
-                  "domainfm.records", "domainfm.spec", "domainfm.testing"}
+                  "domainfm.records", "domainfm.spec", "domainfm.testing", "domainfm.weights"}
 
 
 def _packages() -> list[tuple[str, Path]]:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from domainfm.errors import WeightsError
-from domainfm.io import load_weights, read_weights
+from domainfm.weights import load_strict, read_checkpoint
 from domainfm_timeseries.encoder import TTMBackbone
 from domainfm_timeseries.heads import ForecastHead
 from domainfm_timeseries.presets import TTMConfig
@@ -93,7 +93,7 @@ def head_params(config: dict[str, Any] | None) -> dict[str, Any]:
 def granite_components(source: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
     """Run-config ``encoder`` and ``head`` entries that rebuild a granite checkpoint through the
     host: the architecture as encoder parameters, the file as both parts' ``weights``."""
-    checkpoint = read_weights(source)
+    checkpoint = read_checkpoint(source)
     cfg = infer_config(checkpoint.tensors, checkpoint.config)
     weights = {"path": str(source), "layout": "granite"}
     return {"encoder": {"name": "timeseries.ttm", "preset": "r2_512_96", "params": asdict(cfg),
@@ -105,7 +105,7 @@ def granite_components(source: str | os.PathLike[str]) -> dict[str, dict[str, An
 def load_granite(source: str | os.PathLike[str]) -> tuple[TTMBackbone, ForecastHead]:
     """Encoder and forecast head holding a granite checkpoint (a Hugging Face snapshot folder,
     whose ``config.json`` supplies exogenous channel indices, or a weights file), in eval mode."""
-    checkpoint = read_weights(source)
+    checkpoint = read_checkpoint(source)
     encoder = TTMBackbone(infer_config(checkpoint.tensors, checkpoint.config))
     head = ForecastHead(encoder, **head_params(checkpoint.config))
     where = f"{source} (granite layout)"
@@ -114,7 +114,7 @@ def load_granite(source: str | os.PathLike[str]) -> tuple[TTMBackbone, ForecastH
             tensors = layout(checkpoint.tensors, module)
         except ValueError as exc:
             raise WeightsError(f"{source} does not fit the 'granite' layout: {exc}") from None
-        load_weights(module, tensors, where)
+        load_strict(module, tensors, where)
     return encoder.eval(), head.eval()
 
 
