@@ -107,13 +107,17 @@ def evaluate(config: ConfigSource, overrides: Sequence[str] = (), *,
     the validation split instead. The model's own head is used. A model without one (a
     pretraining export) takes the config's ``head``, built on its encoder, so it is scored
     without fine-tuning (zero-shot, for example a forecaster whose head starts from the
-    pretraining decoder).
+    pretraining decoder); with no ``head`` named, its objective's loss on the split is the score
+    (``test_loss``: the masked reconstruction error of a masked autoencoder, say).
     """
     session = Session.open("evaluate", config, overrides, host)
     _seed(session)
     model = session.build_model()
-    module = FinetuneModule(model.encoder, model.head, session.build_metrics(),
-                            session.config.optim, model.spec)
+    if model.head is None:  # a pretraining model: the loss of its objective on held-out data
+        module = PretrainModule(model.encoder, model.objective, session.config.optim, model.spec)
+    else:
+        module = FinetuneModule(model.encoder, model.head, session.build_metrics(),
+                                session.config.optim, model.spec)
     with session.removing_run_dir_on_error():
         session.write_config()
         trainer = build_trainer(session.config, session.run_dir, [])

@@ -156,21 +156,23 @@ class Session:
             config = config.replace(data=Component(spec.provenance.data.name,
                                                    dict(spec.provenance.data.params)))
         data = host.get("dataset", config.data.name)
-        if spec.head is None:
-            if config.head is None:
-                raise ConfigError(f"evaluate needs a model with a head; {config.init} has none "
-                                  "(name one in 'head' to score a pretraining export zero-shot)")
+        objective_only = spec.head is None and config.head is None
+        if objective_only and spec.objective is None:
+            raise ConfigError(f"evaluate needs a model with a head or an objective; {config.init} "
+                              "has neither (name a 'head' to score its encoder zero-shot)")
+        if spec.head is None and config.head is not None:
             _check(host, "head", config.head)
             if config.head.weights is not None:
                 _check_layout(host, "head", config.head)
-        self.config = self._with_metrics(config, data)
+        self.config = config if objective_only else self._with_metrics(config, data)
         data_spec = self._setup_data(data, "test" if config.evaluate.split == "test" else "validate")
-        if spec.head is None:  # zero-shot: a head built on the loaded encoder
+        if spec.head is None and config.head is not None:  # zero-shot: a head on the encoder
             head = self._part("head", self.config.head, {**spec.data.hints(), **data_spec.hints()})
             spec = spec.replace(head=head)
-        check_classes(spec.head, data_spec, f"the head of {config.init}")
+        if spec.head is not None:
+            check_classes(spec.head, data_spec, f"the head of {config.init}")
         self.spec = spec
-        self.metrics = self._metric_specs(data_spec)
+        self.metrics = [] if objective_only else self._metric_specs(data_spec)
 
     def _with_metrics(self, config: RunConfig, data: DatasetRecord) -> RunConfig:
         if not config.metrics:

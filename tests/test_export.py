@@ -171,3 +171,23 @@ def test_a_run_that_monitors_validation_stands_for_its_best_checkpoint(tmp_path)
     folder = domainfm.export(run.run_dir, tmp_path / "export")
     results = json.loads((folder / "config.json").read_text())["results"]
     assert results["best val_loss"] == pytest.approx(min(val), rel=1e-6)
+
+
+def test_a_pretraining_model_is_scored_by_its_objective_on_the_test_split(runs, tmp_path):
+    tmp, pre, _, _ = runs
+    result = domainfm.evaluate({"init": str(pre.run_dir), "output_dir": str(tmp_path / "eval"),
+                                "seed": 1, "trainer": {"enable_progress_bar": False}})
+    model = domainfm.load_model(pre.run_dir)
+    from domainfm_example.data import WavesDataModule
+
+    data = WavesDataModule(num_samples=64, batch_size=8)  # the run's data (example_config)
+    data.setup("test")
+    losses, sizes = [], []
+    with torch.no_grad():
+        torch.manual_seed(1)
+        for batch in data.test_dataloader():
+            losses.append(model.objective(model.encoder, batch)["loss"].item())
+            sizes.append(len(batch["target"]))
+    expected = sum(l * n for l, n in zip(losses, sizes)) / sum(sizes)
+    assert result.metrics["test_loss"] == pytest.approx(expected, rel=0.3)
+    assert result.metrics["test_loss"] > 0
