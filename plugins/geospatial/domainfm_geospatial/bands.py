@@ -52,11 +52,6 @@ def select_bands(
     return indices, names
 
 
-def default_file_bands(count: int) -> list[str]:
-    """Names for files whose bands are not named: HLS order for 6, else ``B0, B1, ...``."""
-    return list(HLS_BANDS) if count == len(HLS_BANDS) else [f"B{i}" for i in range(count)]
-
-
 def normalisation(
     names: Sequence[str], mean: Sequence[float] | None, std: Sequence[float] | None
 ) -> tuple[list[float], list[float]]:

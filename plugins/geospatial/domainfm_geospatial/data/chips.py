@@ -137,8 +137,10 @@ class ChipDataModule(SplitDataModule):
                                        self.label_nodata) for name, pairs in parts.items()}
 
     def data_spec(self) -> Any:
+        source = (f"the labels of {self.image_glob!r} in {self.root} ({self.label_from!r} -> "
+                  f"{self.label_to!r})") if self.with_labels else None
         return self.prep.spec(num_classes=self.num_classes if self.with_labels else None,
-                              ignore_index=self.ignore_index)
+                              ignore_index=self.ignore_index, label_source=source)
 
 
 def build_chips(*, root: str | None = None, generate: bool = False,

@@ -292,8 +292,9 @@ class SceneDataModule(SplitDataModule):
         return list(seen.values())
 
     def data_spec(self) -> Any:
+        source = f"the masks <place>_mask.tif in {self.root}" if self.with_labels else None
         return self.prep.spec(num_classes=self.num_classes, ignore_index=self.ignore_index,
-                              target=self.target)
+                              target=self.target, label_source=source)
 
 
 def _point(x: float, y: float) -> Any:
