@@ -82,13 +82,13 @@ def build(impl: str, preset: str):
 
 def parity(preset: str, model) -> float:
     """Max |difference| between the reference encoder and ours loaded with its weights."""
-    from domainfm.io import load_weights
+    from domainfm.weights import load_strict
     from domainfm_geospatial.encoder import build_prithvi
     from domainfm_geospatial.weights import prithvi
 
     frames, size, _ = SIZES[preset]
     ours = build_prithvi(preset).eval()
-    load_weights(ours, prithvi(model.state_dict(), ours), "TerraTorch's PrithviMAE")
+    load_strict(ours, prithvi(model.state_dict(), ours), "TerraTorch's PrithviMAE")
     model.eval()
     torch.manual_seed(0)
     x = torch.randn(2, 6, frames, size, size)
