@@ -101,10 +101,10 @@ def domainfm_predictors() -> list[PredictorRecord]:
     return [
         PredictorRecord("medical.segment", "NIfTI case in, NIfTI tumour segmentation out (input affine and shape).",
                         "domainfm_medical.predict:build_segment", dataset="medical.synthetic_brains",
-                        example=f"{FIXTURES}:example_case", bad_inputs=f"{FIXTURES}:predictor_bad_inputs"),
+                        example=f"{FIXTURES}:harness_case", bad_inputs=f"{FIXTURES}:predictor_bad_inputs"),
         PredictorRecord("medical.reconstruct",
                         "NIfTI case in, its missing modalities reconstructed as NIfTI (input affine).",
                         "domainfm_medical.predict:build_reconstruct", dataset="medical.synthetic_brains",
-                        stage="pretrain", example=f"{FIXTURES}:example_case",
+                        stage="pretrain", example=f"{FIXTURES}:harness_case",
                         bad_inputs=f"{FIXTURES}:reconstruct_bad_inputs"),
     ]

@@ -92,7 +92,7 @@ def test_predictor_input_errors(model, tmp_path: Path) -> None:
 
 
 def test_reconstruct_png_shows_inputs_and_reconstructions(model, tmp_path: Path) -> None:
-    case = example_case(tmp_path)  # t2 is missing
+    case = example_case(tmp_path, shape=(32, 32, 32))  # t2 is missing; one window
     written = build_reconstruct(overlap=0.0, png=True)(model, case, tmp_path / "out")
     assert [p.name for p in written] == ["example_case_t2.nii.gz", "example_case_reconstruction.png"]
     assert written[1].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
