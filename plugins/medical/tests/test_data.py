@@ -198,6 +198,7 @@ def test_data_spec_says_what_heads_metrics_and_predictors_need(cases: Path) -> N
     graded = datamodule(cases, task="classification", val_fraction=0.25, test_fraction=0.25)
     graded.setup("fit")
     assert graded.data_spec().num_classes == 3 and "activation" not in graded.data_spec().task
+    assert "case labels in" in graded.data_spec().task["label_source"]
 
 
 def test_transform_errors_become_one_line_naming_the_case(cases: Path, monkeypatch) -> None:

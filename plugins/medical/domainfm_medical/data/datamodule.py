@@ -178,6 +178,10 @@ class BrainMRIDataModule(pl.LightningDataModule):
                                 "mask_labels": sorted(o["mask_labels"] or BRATS_LABELS)}
         if o["task"] == "segmentation":
             task["activation"] = "sigmoid" if o["seg_format"] == "brats" else "softmax"
+            regions = "BraTS TC/WT/ET" if o["seg_format"] == "brats" else f"mask labels {task['mask_labels']}"
+            task["label_source"] = f"{regions} of the masks in {str(self.source)!r}"
+        elif o["task"] == "classification":
+            task["label_source"] = f"case labels in {str(self.source)!r}"
         return DataSpec(inputs=self.modalities, num_classes=self.num_classes,
                         normalization=dict(NORMALIZATION), task=task)
 
