@@ -18,7 +18,7 @@ from typing import Any
 import pluggy
 
 from domainfm import hookspecs
-from domainfm.errors import ComponentConflict, ComponentNotFound, DomainfmError
+from domainfm.errors import ComponentConflict, ComponentNotFound
 from domainfm.records import KINDS, RECORD_TYPES, Kind, Record
 from domainfm.schema import did_you_mean
 
