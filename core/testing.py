@@ -361,15 +361,18 @@ def check_predictor(host: Host, record: PredictorRecord, folder: Path) -> list[P
     return first
 
 
-def check_bad_input(host: Host, owner: DatasetRecord | PredictorRecord, case: BadInput,
-                    inputs: Path, work: Path, capsys: Any) -> None:
-    """The CLI rejects ``case`` with exit 2, one line containing ``case.expect``, no traceback,
-    and writes nothing: no run folder, no output, no file in the ``inputs`` folder."""
+def run_bad_input(host: Host, owner: DatasetRecord | PredictorRecord, case: BadInput,
+                  work: Path) -> tuple[int, str, Path]:
+    """Run ``case`` through the CLI as a user would: ``(exit status, stderr, what it would
+    write)``. A dataset's case trains its default model; a predictor's predicts with a tiny
+    trained export."""
+    import contextlib
+    import io
+
     import yaml
 
     from domainfm.cli import main
 
-    before = sorted(inputs.rglob("*"))
     if isinstance(owner, PredictorRecord):
         config = {"init": str(_cached_export(host, owner)),
                   "predict": {"name": owner.name, "input": case.source, "output": str(work / "out")}}
@@ -381,9 +384,18 @@ def check_bad_input(host: Host, owner: DatasetRecord | PredictorRecord, case: Ba
         verb, written = stage, work / "run"
     path = work / "config.yaml"
     path.write_text(yaml.safe_dump(config))
-    capsys.readouterr()
-    code = main([verb, "--config", str(path)])
-    err = capsys.readouterr().err
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main([verb, "--config", str(path)])
+    return code, err.getvalue(), written
+
+
+def check_bad_input(host: Host, owner: DatasetRecord | PredictorRecord, case: BadInput,
+                    inputs: Path, work: Path) -> None:
+    """The CLI rejects ``case`` with exit 2, one line containing ``case.expect``, no traceback,
+    and writes nothing: no run folder, no output, no file in the ``inputs`` folder."""
+    before = sorted(inputs.rglob("*"))
+    code, err, written = run_bad_input(host, owner, case, work)
     lines = [line for line in err.splitlines() if line.strip()]
     where = f"{owner.name} / {case.name}"
     if code != 2:
@@ -459,7 +471,8 @@ def _scratch() -> Path:
     return Path(_SCRATCH[0])
 
 
-def _bad_inputs(host: Host, plugin: str) -> list[tuple[Any, BadInput, Path]]:
+def bad_inputs(host: Host, plugin: str) -> list[tuple[Any, BadInput, Path]]:
+    """Every broken input ``plugin``'s records supply: ``(record, case, folder of its files)``."""
     cases = []
     owners = [r for kind in ("dataset", "predictor") for r in host.components(kind)  # type: ignore[arg-type]
               if r.plugin == plugin and r.bad_inputs is not None]
@@ -482,7 +495,7 @@ class ConformanceSuite:
         mine = lambda kind: [r for r in host.components(kind) if r.plugin == self.plugin]  # noqa: E731
         name = metafunc.function.__name__
         if name == "test_bad_input":
-            cases = _bad_inputs(host, self.plugin)
+            cases = bad_inputs(host, self.plugin)
             metafunc.parametrize("case", cases, ids=[f"{o.name}:{c.name}" for o, c, _ in cases])
             return
         records = {
@@ -539,14 +552,14 @@ class ConformanceSuite:
     def test_predictor(self, record: PredictorRecord, tmp_path: Path) -> None:
         check_predictor(self.host, record, tmp_path)
 
-    def test_bad_input(self, case: tuple[Any, BadInput, Path], tmp_path: Path, capsys: Any) -> None:
+    def test_bad_input(self, case: tuple[Any, BadInput, Path], tmp_path: Path) -> None:
         owner, bad, folder = case
-        check_bad_input(self.host, owner, bad, folder, tmp_path, capsys)
+        check_bad_input(self.host, owner, bad, folder, tmp_path)
 
 
 __all__ = [
     "ConformanceError", "ConformanceSuite", "TinyData", "check_bad_input", "check_coverage",
     "check_encoder", "check_export_round_trip", "check_finetuning", "check_gradients",
-    "check_lora", "check_predictor", "check_pretraining", "check_splits", "tiny_batch",
-    "tiny_run_config",
+    "check_lora", "check_predictor", "check_pretraining", "check_splits", "bad_inputs",
+    "run_bad_input", "tiny_batch", "tiny_run_config",
 ]

@@ -3,7 +3,7 @@
 Each case writes one broken CSV/Parquet file and says what the one-line error must name (the
 file); the harness runs it through the CLI and requires exit status 2, that one line, no
 traceback and nothing written. The plugin README lists the cases with the messages users see
-(``bench/timeseries_bad_input.py`` prints them).
+(``bench/bad_inputs.py --plugin timeseries`` prints them).
 """
 
 from __future__ import annotations
