@@ -65,39 +65,47 @@ def _tiny_run(plugin: str) -> tuple[dict, dict]:
             {"name": encoder.name, "preset": preset})
 
 
-@pytest.mark.parametrize("plugin", PLUGINS)
-def test_two_process_ddp_pretraining_checkpoint_equals_rank0(plugin, plugin_factory, cli, tmp_path):
-    data, encoder = _tiny_run(plugin)
-    run = _two_process_run("pretrain", data, encoder, plugin_factory, cli, tmp_path,
-                           ddp_find_unused_parameters=plugin in UNUSED_PARAMETERS)
-    model = api.load_model(run)  # the checkpoint loads back into the plugin's model
-    assert sum(p.numel() for p in model.encoder.parameters()) > 0
+# Both stages in one program, as a user script would run them: Lightning starts the second rank
+# once (it re-runs this program), and the fine-tuning Trainer reuses the same two processes.
+DRIVER = """
+import sys
+
+import yaml
+
+from domainfm import api
+
+api.pretrain(yaml.safe_load(open(sys.argv[1])))
+api.finetune(yaml.safe_load(open(sys.argv[2])))
+"""
 
 
 @pytest.mark.parametrize("plugin", PLUGINS)
-def test_two_process_ddp_finetuning_checkpoint_equals_rank0(plugin, plugin_factory, cli, tmp_path):
+def test_two_process_ddp_pretraining_and_finetuning_checkpoints_equal_rank0(plugin, plugin_factory,
+                                                                            tmp_path):
     data, encoder = _tiny_run(plugin)
-    if not HOST.get("dataset", data["name"]).default_head:
-        data = _finetune_data(plugin)
-    run = _two_process_run("finetune", data, encoder, plugin_factory, cli, tmp_path)
-    assert api.load_model(run).head is not None
-
-
-def _two_process_run(stage: str, data: dict, encoder: dict, plugin_factory, cli, tmp_path: Path,
-                     **trainer: object) -> Path:
-    """Two steps of ``stage`` under 2-process CPU DDP; checks the checkpoint is rank 0's model."""
     plugin_factory("rankdump", RANK_DUMP)
-    run = tmp_path / "run"
-    config = {"data": data, "encoder": encoder, "output_dir": str(run), "seed": 5,
-              "trainer": {"max_steps": 2, "enable_progress_bar": False, "accelerator": "cpu",
-                          "log_every_n_steps": 1, "limit_val_batches": 1, **trainer}}
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    result = cli(stage, "--config", str(path), "--devices", "2", "--strategy", "ddp",
-                 env=plugin_factory.env)
+    finetune_data = data if HOST.get("dataset", data["name"]).default_head else _finetune_data(plugin)
+    runs = {"pretrain": tmp_path / "pretrain", "finetune": tmp_path / "finetune"}
+    paths = []
+    for stage, stage_data in (("pretrain", data), ("finetune", finetune_data)):
+        trainer = {"max_steps": 2, "enable_progress_bar": False, "accelerator": "cpu",
+                   "log_every_n_steps": 1, "limit_val_batches": 1, "devices": 2, "strategy": "ddp"}
+        if stage == "pretrain":
+            trainer["ddp_find_unused_parameters"] = plugin in UNUSED_PARAMETERS
+        config = {"data": stage_data, "encoder": encoder, "output_dir": str(runs[stage]),
+                  "seed": 5, "trainer": trainer}
+        paths.append(tmp_path / f"{stage}.yaml")
+        paths[-1].write_text(yaml.safe_dump(config))
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER)
+    result = subprocess.run([sys.executable, str(driver), *map(str, paths)], capture_output=True,
+                            text=True, env=plugin_factory.env, cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
-    _assert_checkpoint_is_rank0(run)
-    return run
+    for run in runs.values():
+        _assert_checkpoint_is_rank0(run)
+    model = api.load_model(runs["pretrain"])  # the checkpoint loads back into the plugin's model
+    assert sum(p.numel() for p in model.encoder.parameters()) > 0
+    assert api.load_model(runs["finetune"]).head is not None
 
 
 def _finetune_data(plugin: str) -> dict:
