@@ -194,15 +194,18 @@ def test_gpu_suite_smoke_mode_runs_on_cpu(tmp_path):
     assert "smoke" in report.read_text()
 
 
-def test_fsdp_on_cpu_is_a_config_error_before_anything_is_written(cli, tmp_path):
+def test_fsdp_on_cpu_is_a_config_error_before_anything_is_written(tmp_path, capsys):
+    from domainfm.cli import main
+
     run = tmp_path / "run"
     config = example_config(tmp_path, output_dir=str(run),
                             trainer={"max_steps": 1, "accelerator": "cpu", "strategy": "fsdp"})
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
-    result = cli("pretrain", "--config", str(path))
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert "trainer.strategy=fsdp needs GPUs" in result.stderr and "ddp" in result.stderr
+    code = main(["pretrain", "--config", str(path)])
+    err = capsys.readouterr().err
+    assert code == 2, err[-2000:]
+    assert "trainer.strategy=fsdp needs GPUs" in err and "ddp" in err
     assert not run.exists()
 
 

@@ -117,18 +117,19 @@ def test_streamed_run_has_the_folder_runs_loss_curve(tmp_path, plugin):
     assert streamed[1] == pytest.approx(folder[1], rel=1e-5, abs=1e-6)
 
 
-def test_pack_command_and_its_errors(cli, tmp_path):
+def test_pack_command_and_its_errors(tmp_path, capsys):
+    from domainfm.cli import main
+
     out = tmp_path / "shards"
-    done = cli("pack", "example.waves", str(out), "--param", "num_samples=40",
-               "--samples-per-shard", "8")
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert main(["pack", "example.waves", str(out), "--param", "num_samples=40",
+                 "--samples-per-shard", "8"]) == 0, capsys.readouterr().err[-2000:]
     index = json.loads((out / "index.json").read_text())
     assert index["source"] == {"name": "example.waves", "params": {"num_samples": 40}}
     assert index["splits"]["train"]["samples"] == 28 and len(index["splits"]["train"]["shards"]) == 4
-    again = cli("pack", "example.waves", str(out))
-    assert again.returncode == 2 and "--overwrite" in again.stderr
-    bad = cli("pack", "example.wavez", str(tmp_path / "x"))
-    assert bad.returncode == 2 and "example.waves" in bad.stderr
+    capsys.readouterr()
+    assert main(["pack", "example.waves", str(out)]) == 2 and "--overwrite" in capsys.readouterr().err
+    assert main(["pack", "example.wavez", str(tmp_path / "x")]) == 2
+    assert "example.waves" in capsys.readouterr().err
 
 
 def test_wrong_source_is_refused(tmp_path):
