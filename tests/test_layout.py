@@ -112,3 +112,17 @@ def test_listing_plugins_imports_no_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "ok" in result.stdout
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_no_training_loop_outside_the_engine():
+    """Plugins and research scripts train only through the engine: no backward pass or optimiser
+    step of their own (benchmarks may time bare reference loops against it)."""
+    sources = [*ROOT.glob("plugins/*/domainfm_*/**/*.py"), *ROOT.glob("scripts/**/*.py")]
+    assert sources
+    found = [f"{p.relative_to(ROOT)}:{i + 1}" for p in sources
+             for i, line in enumerate(p.read_text().splitlines())
+             if any(call in line for call in (".backward(", "optimizer.step(", ".zero_grad("))]
+    assert not found, f"training loops outside core/engine: {found}"
