@@ -48,12 +48,21 @@ def accepted(build: Callable[..., Any], skip: int = 0) -> tuple[list[str], bool]
 
 
 def check_params(build: Callable[..., Any], params: Mapping[str, Any], where: str,
-                 skip: int = 0, extra: Iterable[str] | None = None) -> dict[str, Any]:
+                 skip: int = 0, extra: Iterable[str] | None = None,
+                 complete: bool = False) -> dict[str, Any]:
     """``params`` checked against ``build``'s signature and annotations (values converted).
 
     A ``build`` taking ``**kwargs`` accepts any name, unless ``extra`` names what those may be
-    (an encoder's overrides are the hyper-parameters its presets define).
+    (an encoder's overrides are the hyper-parameters its presets define). ``complete``: the
+    parameters are final (about to be built with), so every required one must be there.
     """
+    if complete:
+        required = [p.name for p in list(inspect.signature(build).parameters.values())[skip:]
+                    if p.default is p.empty and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        missing = [name for name in required if name not in params]
+        if missing:
+            raise ConfigError(f"missing required parameter {where}.{missing[0]}"
+                              + (f" (also {', '.join(missing[1:])})" if missing[1:] else ""))
     names, var_kw = accepted(build, skip)
     if not (var_kw and extra is None):
         names += [n for n in extra or () if n not in names]
@@ -90,7 +99,7 @@ def build_with_encoder(host: Host, kind: Kind, spec: PartSpec, encoder: Any) -> 
     """A head or objective built on ``encoder``; one that cannot be (another plugin's encoder,
     say) is a one-line error naming both."""
     record = host.get(kind, spec.name)
-    params = check_params(record.build, spec.params, f"{kind}.params", skip=1)
+    params = check_params(record.build, spec.params, f"{kind}.params", skip=1, complete=True)
     try:
         return record.build(encoder, **params)
     except DomainfmError:
@@ -105,14 +114,15 @@ def build_metrics(host: Host, specs: Iterable[PartSpec]) -> dict[str, Any]:
     metrics = {}
     for spec in specs:
         record = host.get("metric", spec.name)
-        params = check_params(record.build, spec.params, f"metrics[{spec.name}].params")
+        params = check_params(record.build, spec.params, f"metrics[{spec.name}].params",
+                              complete=True)
         metrics[spec.name.split(".", 1)[1]] = record.build(**params)
     return metrics
 
 
 def build_datamodule(host: Host, name: str, params: Mapping[str, Any]) -> Any:
     record: DatasetRecord = host.get("dataset", name)
-    return record.build(**check_params(record.build, params, "data.params"))
+    return record.build(**check_params(record.build, params, "data.params", complete=True))
 
 
 __all__ = ["accepted", "build_datamodule", "build_encoder", "build_metrics", "build_with_encoder",

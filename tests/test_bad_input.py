@@ -192,3 +192,30 @@ def test_a_head_with_fewer_classes_than_the_data_is_one_line(tmp_path, capsys):
     code, err = run(capsys, "finetune", "--config", write(tmp_path, config))
     assert code == 2 and "head.params.num_classes is 3, but the data has 4 classes" in err, err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+def test_a_missing_required_data_parameter_is_one_line(tmp_path, capsys):
+    config = example_config(tmp_path, data={"name": "streaming.shards"})
+    code, err = run(capsys, "pretrain", "--config", write(tmp_path, config))
+    assert code == 2 and "missing required parameter data.params.path" in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def _sized_datasets() -> list[str]:
+    from domainfm.components import accepted
+    from domainfm.host import Host
+
+    return sorted(r.name for r in Host().components("dataset")
+                  if "batch_size" in accepted(r.build)[0])
+
+
+@pytest.mark.parametrize("dataset", _sized_datasets())
+def test_every_dataset_refuses_a_non_positive_batch_size(dataset):
+    from domainfm.components import check_params
+    from domainfm.config import ConfigError
+    from domainfm.host import Host
+
+    build = Host().get("dataset", dataset).build
+    for size in (0, -1):
+        with pytest.raises(ConfigError, match=rf"data.params.batch_size must be > 0, got {size}"):
+            check_params(build, {"batch_size": size}, "data.params")

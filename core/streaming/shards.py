@@ -53,6 +53,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from domainfm.errors import ConfigError, DomainfmError
 from domainfm.host import Host
+from domainfm.schema import NonNegativeInt, PositiveInt
 from domainfm.spec import DataSpec
 from domainfm.io import atomic_write_text
 
@@ -391,9 +392,10 @@ class ShardDataModule(pl.LightningDataModule):
         drop_last: drop the last incomplete batch (default: the packed loader's choice).
     """
 
-    def __init__(self, *, path: str, source: str | None = None, batch_size: int | None = None,
-                 shuffle: bool = True, seed: int | None = None, shuffle_buffer: int = 10_000,
-                 num_workers: int = 0, drop_last: bool | None = None) -> None:
+    def __init__(self, *, path: str, source: str | None = None,
+                 batch_size: PositiveInt | None = None, shuffle: bool = True,
+                 seed: int | None = None, shuffle_buffer: PositiveInt = 10_000,
+                 num_workers: NonNegativeInt = 0, drop_last: bool | None = None) -> None:
         super().__init__()
         self.path, self.source = str(path), source
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
