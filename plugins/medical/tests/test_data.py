@@ -216,3 +216,41 @@ def test_transform_errors_become_one_line_naming_the_case(cases: Path, monkeypat
     message = str(info.value)
     assert re.match(r"case '(case_\d)', file '.*/\1_t1\.nii\.gz': preprocessing failed", message)
     assert "ValueError: resampling failed second line" in message and "\n" not in message
+
+
+def test_present_modalities_keep_a_subset_present(cases: Path) -> None:
+    """Every case keeps only the chosen modalities present (the others absent, zero voxels);
+    splits and the data specification are those of all modalities, so a model trained on four
+    is scored with a subset of them."""
+    full = datamodule(cases, val_fraction=0.25, test_fraction=0.25)
+    full.setup("fit")
+    some = datamodule(cases, val_fraction=0.25, test_fraction=0.25, present_modalities=["t1ce", "flair"])
+    some.setup("fit")
+    assert all(some.split_keys(s) == full.split_keys(s) for s in ("train", "val", "test"))
+    assert some.data_spec() == full.data_spec()
+    served = {}
+    for a, b in zip(full.val_dataloader(), some.val_dataloader()):
+        for i, case in enumerate(b["case"]):
+            served[case] = b["present"][i].tolist()
+            assert torch.equal(b["image"][i, [1, 3]], a["image"][i, [1, 3]])  # kept: unchanged
+            assert torch.count_nonzero(b["image"][i, [0, 2]]) == 0
+        assert torch.equal(b["target"], a["target"])
+    expected = {"case_3": [False, True, False, False]}  # case_3 has only t1 and t1ce
+    assert served and all(v == expected.get(c, [False, True, False, True]) for c, v in served.items())
+    with pytest.raises(DomainfmError, match=r"present_modalities \['dwi'\] must be a non-empty subset"):
+        datamodule(cases, present_modalities=["dwi"])
+    only = datamodule(cases, val_fraction=0.0, test_fraction=0.0, present_modalities=["flair"])
+    with pytest.raises(BadCaseError, match=r"case 'case_3': has none of the present_modalities "
+                                           r"\['flair'\] \(it has t1, t1ce\)"):
+        only.setup("fit")
+
+
+def test_cache_is_keyed_by_the_preprocessing_options(cases: Path, tmp_path: Path) -> None:
+    """MONAI keys its cache by the case's files and the transforms' names only: the same cache
+    folder with another crop must not serve the volumes cached for the first."""
+    shapes = []
+    for roi in (32, 24):
+        dm = datamodule(cases, roi_size=roi, val_fraction=0.5, cache_dir=str(tmp_path / "cache"))
+        dm.setup("fit")
+        shapes.append(tuple(next(iter(dm.val_dataloader()))["image"].shape[2:]))
+    assert shapes == [(32, 32, 32), (24, 24, 24)]

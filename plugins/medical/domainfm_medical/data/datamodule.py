@@ -5,7 +5,11 @@ mask and a case-level label. A missing modality is carried as absent: ``batch["p
 ``(B, M)`` boolean mask and the encoder never sees tokens of an absent channel (its voxels are
 zero only so that tensors stack). Deterministic preprocessing (load, orientation, spacing,
 z-score over non-zero voxels, target conversion) is cached on disk by MONAI's
-``PersistentDataset``, so RAM stays bounded however many cases there are.
+``PersistentDataset``, so RAM stays bounded however many cases there are; the cache has one
+sub-folder per set of preprocessing options, because MONAI keys it by the case's files and the
+transforms' class names only (a changed ``roi_size`` would otherwise read stale volumes).
+``present_modalities`` keeps only some modalities present (the others carried as absent), so a
+model can be scored with each subset of its inputs; it is applied after the cached steps.
 
 Batches::
 
@@ -18,6 +22,8 @@ Batches::
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import tempfile
 from collections.abc import Sequence
@@ -84,7 +90,8 @@ class BrainMRIDataModule(pl.LightningDataModule):
                  batch_size: int = 2, num_workers: int = 0, val_fraction: float = 0.25,
                  test_fraction: float = 0.2, train_cases: int | None = None, seed: int = 0,
                  augment: bool = True, modality_dropout: float = 0.0, skip_bad_cases: bool = False,
-                 cache_dir: str | Path | None = None) -> None:
+                 cache_dir: str | Path | None = None,
+                 present_modalities: Sequence[str] | None = None) -> None:
         super().__init__()
         self.source = Path(source)
         self.modalities = tuple(modalities)
@@ -94,6 +101,11 @@ class BrainMRIDataModule(pl.LightningDataModule):
         if seg_format == "brats" and mask_labels is not None and not set(mask_labels) <= set(BRATS_LABELS):
             raise DataError(f"seg_format 'brats' expects mask_labels within {list(BRATS_LABELS)}, "
                             f"got {list(mask_labels)}; use seg_format 'classes' for other labels")
+        if present_modalities is not None and (not present_modalities
+                                               or not set(present_modalities) <= set(self.modalities)):
+            raise DataError(f"present_modalities {list(present_modalities)} must be a non-empty "
+                            f"subset of the modalities {list(self.modalities)}")
+        self.present_modalities = None if present_modalities is None else tuple(present_modalities)
         if val_fraction + test_fraction >= 1:
             raise DataError(f"val_fraction {val_fraction} + test_fraction {test_fraction} leave no "
                             "training cases; their sum must be below 1")
@@ -104,7 +116,8 @@ class BrainMRIDataModule(pl.LightningDataModule):
         self.train_cases, self.seed = train_cases, seed
         self.augment, self.modality_dropout = augment, modality_dropout
         self.skip_bad_cases = skip_bad_cases
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else scratch("cache")
+        digest = hashlib.sha256(json.dumps(self.options, sort_keys=True, default=list).encode()).hexdigest()
+        self.cache_dir = (Path(cache_dir) if cache_dir is not None else scratch("cache")) / digest[:16]
         self.datasets: dict[str, PersistentDataset] = {}
         self.skipped: list[str] = []
 
@@ -133,7 +146,8 @@ class BrainMRIDataModule(pl.LightningDataModule):
 
     def _dataset(self, cases: list[dict[str, Any]], train: bool) -> PersistentDataset:
         transform = build_transforms(**self.options, train=train, augment=self.augment,
-                                     modality_dropout=self.modality_dropout if train else 0.0)
+                                     modality_dropout=self.modality_dropout if train else 0.0,
+                                     present_modalities=self.present_modalities)
         good = []
         for case in cases:
             try:
@@ -230,17 +244,21 @@ def brain_mri(*, source: str = "", modalities: list[str] | None = None, roi_size
               val_fraction: Fraction = 0.2, test_fraction: Fraction = 0.2,
               train_cases: PositiveInt | None = None, seed: int = 0, augment: bool = True,
               modality_dropout: Fraction = 0.0, skip_bad_cases: bool = False,
-              cache_dir: str | None = None, synthetic_cases: PositiveInt = 16) -> BrainMRIDataModule:
+              cache_dir: str | None = None, synthetic_cases: PositiveInt = 16,
+              present_modalities: list[str] | None = None) -> BrainMRIDataModule:
     """Your own NIfTI cases: ``source`` is a folder of case folders or a CSV/JSON manifest.
 
     With ``source`` empty, ``synthetic_cases`` embedded synthetic brains are generated instead
     (at ``roi_size``), so a config can be tried before pointing it at real data.
+    ``present_modalities`` keeps only those modalities present in every case (the others are
+    carried as absent, as if the cases lacked them): evaluate a model with a subset of its inputs.
     """
     options = dict(modalities=modalities or MODALITIES, roi_size=roi_size, pixdim=pixdim,
                    seg_format=seg_format, mask_labels=mask_labels if mask_labels is not None else BRATS_LABELS,
                    task=task, batch_size=batch_size, num_workers=num_workers, val_fraction=val_fraction,
                    test_fraction=test_fraction, train_cases=train_cases, seed=seed, augment=augment,
-                   modality_dropout=modality_dropout, skip_bad_cases=skip_bad_cases, cache_dir=cache_dir)
+                   modality_dropout=modality_dropout, skip_bad_cases=skip_bad_cases, cache_dir=cache_dir,
+                   present_modalities=present_modalities)
     if not source:
         return SyntheticBrainsDataModule(root=None, num_cases=synthetic_cases, size=roi_size, data_seed=0,
                                          **options)
@@ -252,13 +270,15 @@ def synthetic_brains(*, root: str | None = None, num_cases: PositiveInt = 16, si
                      task: Task = "segmentation", val_fraction: Fraction = 0.25,
                      test_fraction: Fraction = 0.2, train_cases: PositiveInt | None = None,
                      seed: int = 0, augment: bool = True, modality_dropout: Fraction = 0.0,
-                     num_workers: NonNegativeInt = 0, cache_dir: str | None = None) -> SyntheticBrainsDataModule:
-    """Small synthetic brains (4 modalities, BraTS-style tumour masks, grade label)."""
+                     num_workers: NonNegativeInt = 0, cache_dir: str | None = None,
+                     present_modalities: list[str] | None = None) -> SyntheticBrainsDataModule:
+    """Small synthetic brains (4 modalities, BraTS-style tumour masks, grade label);
+    ``present_modalities`` as in :func:`brain_mri`."""
     return SyntheticBrainsDataModule(
         root=root, num_cases=num_cases, size=size, data_seed=data_seed, roi_size=roi_size,
         batch_size=batch_size, task=task, val_fraction=val_fraction, test_fraction=test_fraction,
         train_cases=train_cases, seed=seed, augment=augment, modality_dropout=modality_dropout,
-        num_workers=num_workers, cache_dir=cache_dir)
+        num_workers=num_workers, cache_dir=cache_dir, present_modalities=present_modalities)
 
 
 def synthetic_grades(*, root: str | None = None, num_cases: PositiveInt = 16, size: PositiveInt = 32,
@@ -266,11 +286,12 @@ def synthetic_grades(*, root: str | None = None, num_cases: PositiveInt = 16, si
                      val_fraction: Fraction = 0.25, test_fraction: Fraction = 0.2,
                      train_cases: PositiveInt | None = None, seed: int = 0, augment: bool = True,
                      modality_dropout: Fraction = 0.0, num_workers: NonNegativeInt = 0,
-                     cache_dir: str | None = None) -> SyntheticBrainsDataModule:
+                     cache_dir: str | None = None,
+                     present_modalities: list[str] | None = None) -> SyntheticBrainsDataModule:
     """The synthetic brains with ``target`` = tumour grade (1 when the tumour enhances)."""
     return synthetic_brains(root=root, num_cases=num_cases, size=size, data_seed=data_seed,
                             roi_size=roi_size, batch_size=batch_size, task="classification",
                             val_fraction=val_fraction, test_fraction=test_fraction,
                             train_cases=train_cases, seed=seed, augment=augment,
                             modality_dropout=modality_dropout, num_workers=num_workers,
-                            cache_dir=cache_dir)
+                            cache_dir=cache_dir, present_modalities=present_modalities)

@@ -132,6 +132,29 @@ class RandDropModalityd(mt.RandomizableTransform):
         return d
 
 
+class KeepPresent:
+    """Mark every modality outside ``keep`` absent, as if the case lacked it (at least one of
+    ``keep`` must remain): scores a model with only some of its inputs.
+
+    Deliberately not a MONAI ``Transform``: ``PersistentDataset`` caches up to the first step that
+    is not one, so the cached preprocessing is shared by every choice of ``keep``.
+    """
+
+    def __init__(self, modalities: Sequence[str], keep: Sequence[str]) -> None:
+        self.modalities, self.keep = tuple(modalities), tuple(keep)
+        self.mask = torch.tensor([m in self.keep for m in self.modalities])
+
+    def __call__(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        d = dict(data)
+        present = torch.as_tensor(d["present"]).bool()
+        if not bool((present & self.mask).any()):
+            has = [m for m, p in zip(self.modalities, present.tolist()) if p]
+            raise BadCaseError(str(d.get("case", "?")), None, f"has none of the present_modalities "
+                               f"{list(self.keep)} (it has {', '.join(has)})")
+        d["present"] = present & self.mask
+        return d
+
+
 class Finalized(mt.Transform):
     """Zero the voxels of absent modalities (after intensity jitter) and set ``batch['target']``."""
 
@@ -156,9 +179,11 @@ class Finalized(mt.Transform):
 
 def build_transforms(*, modalities: Sequence[str], roi_size: Sequence[int], pixdim: float | None,
                      seg_format: str, mask_labels: Sequence[int] | None, task: str, train: bool,
-                     augment: bool = True, modality_dropout: float = 0.0) -> mt.Compose:
+                     augment: bool = True, modality_dropout: float = 0.0,
+                     present_modalities: Sequence[str] | None = None) -> mt.Compose:
     """The reference preprocessing (RAS, 1 mm, crop/pad, z-score on non-zero voxels per
-    modality) then, for training, random crop, flips on 3 axes and intensity scale/shift of 0.1."""
+    modality) then, for training, random crop, flips on 3 axes and intensity scale/shift of 0.1.
+    ``present_modalities`` keeps only those present (:class:`KeepPresent`)."""
     keys = ["image", "seg"]
     steps: list[Any] = [
         LoadCased(modalities, mask_labels, require_mask=task == "segmentation",
@@ -175,6 +200,8 @@ def build_transforms(*, modalities: Sequence[str], roi_size: Sequence[int], pixd
     else:
         steps.append(IndexLabelsd("seg", mask_labels or BRATS_LABELS))
     steps.append(mt.SpatialPadd(keys, spatial_size=roi_size, allow_missing_keys=True))
+    if present_modalities is not None:
+        steps.append(KeepPresent(modalities, present_modalities))
     if train and augment:
         steps += [
             mt.RandSpatialCropd(keys, roi_size=roi_size, random_size=False, allow_missing_keys=True),
