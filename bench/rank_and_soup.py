@@ -45,7 +45,8 @@ def higher_is_better(host: Host, name: str, spec: Any) -> bool:
     return bool(getattr(record.build(**fill_params(record.build, {}, hints)), "higher_is_better", True))
 
 
-def bench_plugin(host: Host, data: Any, budgets: list[float], soup_size: int, work: Path) -> dict[str, Any]:
+def bench_plugin(host: Host, data: Any, budgets: list[float], soup_size: int, work: Path,
+                 target_params: dict[str, Any]) -> dict[str, Any]:
     settings = dict(data.demo)
     encoder = data.default_encoder or next(r.name for r in host.components("encoder")
                                            if r.plugin == data.plugin)
@@ -54,7 +55,8 @@ def bench_plugin(host: Host, data: Any, budgets: list[float], soup_size: int, wo
     pre_settings = dict(pre_data.demo)
     lr = float(settings.get("lr", 1e-3))
     pre_steps = int(pre_settings.get("pretrain_steps", 100))
-    few = dict(settings.get("finetune_params", settings.get("params", data.tiny_params)))
+    few = {**dict(settings.get("finetune_params", settings.get("params", data.tiny_params))),
+           **target_params}
     metric = data.default_metrics[0].split(".", 1)[1]
     key = f"test/{metric}"
 
@@ -157,18 +159,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plugin", action="append", help="only these plugins")
     parser.add_argument("--budgets", type=float, nargs="+", default=[0.125, 0.5, 1.0, 2.0])
     parser.add_argument("--soup", type=int, default=4, help="fine-tuned runs in each soup")
+    parser.add_argument("--target", action="append", default=[], metavar="KEY=VALUE",
+                        help="a data parameter of the target (fine-tuning) dataset, YAML value")
     parser.add_argument("--no-report", action="store_true")
     args = parser.parse_args(argv)
+    import yaml
+
+    target = {k: yaml.safe_load(v) for k, _, v in (item.partition("=") for item in args.target)}
     host = Host()
     results = []
     with tempfile.TemporaryDirectory(prefix="rank-soup-") as tmp:
         for data in demo_pairs(host, args.plugin):
             print(f"== {data.plugin}: rank {len(args.budgets) + 1} candidates, soup {args.soup}",
                   flush=True)
-            results.append(bench_plugin(host, data, args.budgets, args.soup, Path(tmp) / data.plugin))
+            results.append(bench_plugin(host, data, args.budgets, args.soup, Path(tmp) / data.plugin,
+                                        target))
     command = "python bench/rank_and_soup.py " + " ".join(
         [*(f"--plugin {p}" for p in args.plugin or ()), "--budgets", *map(str, args.budgets),
-         "--soup", str(args.soup)])
+         "--soup", str(args.soup), *(f"--target {t}" for t in args.target)])
     text = report(results, command)
     print(text)
     if not args.no_report:
