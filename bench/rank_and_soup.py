@@ -159,13 +159,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plugin", action="append", help="only these plugins")
     parser.add_argument("--budgets", type=float, nargs="+", default=[0.125, 0.5, 1.0, 2.0])
     parser.add_argument("--soup", type=int, default=4, help="fine-tuned runs in each soup")
-    parser.add_argument("--target", action="append", default=[], metavar="KEY=VALUE",
-                        help="a data parameter of the target (fine-tuning) dataset, YAML value")
+    parser.add_argument("--target", action="append", default=[], metavar="PLUGIN:KEY=VALUE",
+                        help="a data parameter of a plugin's target (fine-tuning) dataset, YAML value")
     parser.add_argument("--no-report", action="store_true")
     args = parser.parse_args(argv)
     import yaml
 
-    target = {k: yaml.safe_load(v) for k, _, v in (item.partition("=") for item in args.target)}
+    target: dict[str, dict[str, Any]] = {}
+    for item in args.target:
+        owner, _, rest = item.partition(":")
+        key, _, value = rest.partition("=")
+        target.setdefault(owner, {})[key] = yaml.safe_load(value)
     host = Host()
     results = []
     with tempfile.TemporaryDirectory(prefix="rank-soup-") as tmp:
@@ -173,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== {data.plugin}: rank {len(args.budgets) + 1} candidates, soup {args.soup}",
                   flush=True)
             results.append(bench_plugin(host, data, args.budgets, args.soup, Path(tmp) / data.plugin,
-                                        target))
+                                        target.get(data.plugin, {})))
     command = "python bench/rank_and_soup.py " + " ".join(
         [*(f"--plugin {p}" for p in args.plugin or ()), "--budgets", *map(str, args.budgets),
          "--soup", str(args.soup), *(f"--target {t}" for t in args.target)])
