@@ -6,6 +6,11 @@ applies a 2-layer MLP (Linear-BN-ReLU-Linear), then BN and ReLU twice as DGL's G
 uses) does. The readout sum-pools every layer's node states, the input included, maps each
 through its own linear layer and adds them up; the output is L2-normalised, because the
 contrastive loss compares directions.
+
+An instance may come as several RWR views (``graph``, ``graph_k``, ``graph_more``: a labelled
+item's evaluation views, see ``eval_views`` of the datasets): its embedding is then the mean of
+the views' embeddings, as GCC's frozen protocol embeds a node (under a linear head, the mean of
+the views' logits). The objective encodes its query and key views one at a time.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from domainfm_graph.pyg import GINConv, global_add_pool, to_dense_batch
 
 
 class GCCEncoder(nn.Module):
-    """GIN encoder of subgraph instances; ``forward(batch)`` reads ``batch["graph"]``."""
+    """GIN encoder of subgraph instances; ``forward(batch)`` reads ``batch["graph"]`` (and
+    averages the embedding over ``graph_k`` and ``graph_more`` when the batch has them)."""
 
     def __init__(self, *, hidden_dim: int = 64, output_dim: int = 64, num_layers: int = 4,
                  degree_dim: int = 16, max_degree: int = 512, pos_dim: int = 32,
@@ -48,7 +54,15 @@ class GCCEncoder(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
-        graph = batch["graph"]
+        out = self.encode(batch["graph"])
+        more = ([batch["graph_k"]] if "graph_k" in batch else []) + list(batch.get("graph_more", ()))
+        if more:
+            views = [out["embedding"], *(self.encode(g)["embedding"] for g in more)]
+            out["embedding"] = torch.stack(views).mean(0)
+        return out
+
+    def encode(self, graph: Any) -> dict[str, Any]:
+        """One view: the embedding of each instance, and the first view's node states."""
         if graph.x.shape[-1] != self.pos_dim:
             raise DataError(f"the encoder expects {self.pos_dim} eigenvector features per "
                                 f"node, the data gives {graph.x.shape[-1]} (data.params.pos_dim)")

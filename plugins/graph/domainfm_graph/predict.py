@@ -57,11 +57,10 @@ def _run(model: Any, dataset: Any, batch_size: int) -> tuple[np.ndarray, np.ndar
         model.head.eval()
     embeddings, logits = [], []
     for batch in loader(dataset, batch_size, False):
-        views = [{"graph": batch["graph"]}, {"graph": batch["graph_k"]}]
-        features = [model.encoder(v) for v in views]
-        embeddings.append(sum(f["embedding"] for f in features).div(2).numpy())
+        features = model.encoder(batch)  # the mean over the batch's two views
+        embeddings.append(features["embedding"].numpy())
         if model.head is not None:
-            logits.append(sum(model.head(f, batch) for f in features).div(2).numpy())
+            logits.append(model.head(features, batch).numpy())
     return np.concatenate(embeddings), (np.concatenate(logits) if logits else None)
 
 
@@ -109,12 +108,12 @@ def build_predictor(*, level: Literal["node", "graph"] | None = None,
             for path, graph in zip(files, graphs):
                 nodes = np.arange(graph.num_nodes)
                 dataset = NodeInstances(GraphCollection([graph]), nodes, np.full(len(nodes), -1),
-                                        True, **sampling)
+                                        2, **sampling)
                 results.append((path.stem, graph.names, *_run(model, dataset, batch_size)))
             return [p for stem, ids, emb, logits in results
                     for p in _write(Path(destination), stem, ids, emb, logits, format, "node")]
         ids = np.arange(len(graphs))
-        dataset = GraphInstances(GraphCollection(graphs), ids, np.full(len(ids), -1), True,
+        dataset = GraphInstances(GraphCollection(graphs), ids, np.full(len(ids), -1), 2,
                                  **sampling)
         emb, logits = _run(model, dataset, batch_size)
         return _write(Path(destination), Path(source).stem, np.array([p.stem for p in files]),

@@ -1,4 +1,4 @@
-"""Encoder, objective, head, metrics, the frozen protocol and the embed predictor."""
+"""Encoder (one view or the mean of several), objective, head, metrics and the embed predictor."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from domainfm.errors import DomainfmError
 from domainfm.spec import DataSpec, ModelSpec, PartSpec
 from domainfm_graph.data import NodeInstances
 from domainfm_graph.encoder import PRESETS, build_encoder
-from domainfm_graph.frozen import cross_validate, embed
 from domainfm_graph.io import from_networkx, write_edgelist
 from domainfm_graph.metrics import build_accuracy, build_micro_f1
 from domainfm_graph.objective import build_objective
@@ -121,29 +120,28 @@ def test_metrics_agree_with_scikit_learn():
     assert ignored.compute().item() == 1.0  # unlabelled (-1) items are skipped
 
 
-def test_cross_validation_scores_and_errors():
-    rng = np.random.default_rng(0)
-    labels = np.repeat(np.arange(3), 20)
-    separable = np.eye(3)[labels] + 0.05 * rng.standard_normal((60, 3))
-    result = cross_validate(separable, labels, folds=10)
-    assert result["micro_f1"] == 1.0 and len(result["folds"]["micro_f1"]) == 10
-    noise = cross_validate(rng.standard_normal((60, 3)), labels, folds=5, classifier="svm", C=1.0)
-    assert noise["accuracy"] < 0.7 and noise["accuracy_std"] >= 0
-    with pytest.raises(DomainfmError, match="at least 10 items per class"):
-        cross_validate(separable[:25], labels[:25], folds=10)
-
-
-def test_frozen_embedding_averages_two_views(karate):
+def test_embedding_of_several_views_is_their_mean(karate):
     torch.manual_seed(0)
-    enc = build_encoder("tiny")
+    enc = build_encoder("tiny").eval()
     nodes = np.arange(6)
-    one = NodeInstances(karate, nodes, np.zeros(6, np.int64), False, seed=0, rw_hops=32,
-                        restart_prob=0.8, pos_dim=32, max_degree=512)
-    two = NodeInstances(karate, nodes, np.zeros(6, np.int64), True, seed=0, rw_hops=32,
-                        restart_prob=0.8, pos_dim=32, max_degree=512)
-    a, b = embed(enc, one), embed(enc, two)
-    assert a.shape == b.shape == (6, 16) and not np.allclose(a, b)
-    assert enc.training  # restored
+
+    def items(views):
+        return NodeInstances(karate, nodes, np.zeros(6, np.int64), views, seed=0, rw_hops=32,
+                             restart_prob=0.8, pos_dim=32, max_degree=512).__getitems__(list(range(6)))
+
+    one, three = items(1), items(3)
+    assert "graph_k" not in one and len(three["graph_more"]) == 1
+    with torch.no_grad():
+        each = [enc({"graph": g})["embedding"] for g in
+                (three["graph"], three["graph_k"], three["graph_more"][0])]
+        mean = enc(three)["embedding"]
+        single = enc(one)["embedding"]
+    assert torch.allclose(mean, torch.stack(each).mean(0), atol=1e-6)
+    assert torch.allclose(single, enc({"graph": one["graph"]})["embedding"])
+    assert not torch.allclose(mean, each[0])
+    with pytest.raises(ValueError, match="positive int"):
+        NodeInstances(karate, nodes, np.zeros(6, np.int64), True, seed=0, rw_hops=32,
+                      restart_prob=0.8, pos_dim=32, max_degree=512)
 
 
 class _Model:

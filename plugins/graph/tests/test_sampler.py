@@ -120,6 +120,22 @@ def test_large_graph_sparse_fallback_agrees_with_dense():
     assert np.array_equal(dense.adjacency(nodes), sparse.adjacency(nodes))
 
 
+def test_adjacencies_of_a_size_group_are_each_views_zero_padded():
+    """One gather per graph held densely (the sampler's per-group path), the sparse fallback
+    per view, in a collection that mixes both: the same bits as one view at a time."""
+    big = from_networkx(nx.barabasi_albert_graph(120, 3, seed=0))
+    small = from_networkx(nx.karate_club_graph())
+    c = GraphCollection([big, small], dense_max_nodes=100)  # `big` takes the sparse path
+    views = [np.array([5, 0, 17, 3, 99]), np.array([120, 121, 153]), np.array([7, 8]),
+             np.array([130, 120, 140, 125])]
+    group = c.adjacencies(views, 8)
+    assert group.shape == (4, 8, 8)
+    for bits, nodes in zip(group, views):
+        n = len(nodes)
+        assert np.array_equal(bits[:n, :n], c.adjacency(nodes)) and not bits[n:].any()
+        assert not bits[:, n:].any()
+
+
 def test_graph_from_edges_is_simple():
     g = Graph.from_edges(np.array([0, 1, 1, 2]), np.array([1, 0, 1, 0]), 3)
     assert g.num_edges == 2 and g.dropped == {"self_loops": 1, "duplicate_edges": 1}

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from domainfm.errors import DataError
 from domainfm_graph.data import GraphClassificationDataModule, NodeClassificationDataModule
 from domainfm_graph.data.fixtures import graph_files, node_files
 from domainfm_graph.encoder import build_encoder
-from domainfm_graph.frozen import cross_validate, embed
 from domainfm_graph.heads import build_head
 from domainfm_graph.io import read_edgelist, read_tu, write_labels, write_tu
 from domainfm_graph.synthetic import activity_task, family_task
@@ -56,10 +56,14 @@ def test_graph_level_splits_and_frozen_items(tmp_path):
     dm.setup()
     keys = {s: set(dm.split_keys(s)) for s in ("train", "val", "test")}
     assert keys["test"].isdisjoint(keys["val"] | keys["train"]) and len(keys["test"]) == 4
-    assert len(dm.all_items()) == 20  # the frozen protocol embeds every graph
-    features = embed(build_encoder("tiny"), dm.all_items(two_views=True))
-    scores = cross_validate(features, dm.labels, classifier="svm", folds=5)
-    assert features.shape == (20, 16) and len(scores["folds"]["accuracy"]) == 5
+    assert len(dm.all_items()) == 20  # every graph, to embed them all
+    with torch.no_grad():
+        features = build_encoder("tiny").eval()(dm.all_items(views=2).__getitems__(list(range(20))))
+    assert features["embedding"].shape == (20, 16)
+    evaluated = GraphClassificationDataModule(**graph_files(tmp_path), folds=5, eval_views=2, **SMALL)
+    evaluated.setup()
+    test = next(iter(evaluated.test_dataloader()))  # evaluation items come as two views
+    assert "graph_k" in test and "graph_k" not in next(iter(evaluated.train_dataloader()))
     spec = dm.data_spec()
     assert spec.num_classes == 4 and spec.task["level"] == "graph"
     assert spec.task["label_source"].endswith("FAMILY")

@@ -29,10 +29,12 @@ class GraphClassificationDataModule(SupervisedDataModule):
                  batch_size: PositiveInt = 32, folds: Folds = 10, fold: NonNegativeInt = 0,
                  val_fraction: ValFraction = 0.1, num_workers: NonNegativeInt = 0, seed: int = 0,
                  rw_hops: PositiveInt = 256, restart_prob: RestartProb = 0.8,
-                 pos_dim: PositiveInt = 32, max_degree: PositiveInt = 512) -> None:
+                 pos_dim: PositiveInt = 32, max_degree: PositiveInt = 512,
+                 eval_views: PositiveInt = 1) -> None:
         super().__init__(batch_size=batch_size, folds=folds, fold=fold, val_fraction=val_fraction,
                          num_workers=num_workers, seed=seed, rw_hops=rw_hops,
-                         restart_prob=restart_prob, pos_dim=pos_dim, max_degree=max_degree)
+                         restart_prob=restart_prob, pos_dim=pos_dim, max_degree=max_degree,
+                         eval_views=eval_views)
         if tu_root is not None and tu_name is None:
             raise ConfigError("graph classification needs data.params.tu_name with tu_root")
         self.tu_root, self.tu_name = tu_root, tu_name
@@ -51,6 +53,6 @@ class GraphClassificationDataModule(SupervisedDataModule):
         self.collection = GraphCollection(graphs)
         self.keys = np.arange(len(graphs))
 
-    def dataset(self, positions: np.ndarray, two_views: bool = False) -> Dataset:
-        return GraphInstances(self.collection, positions, self.labels[positions], two_views,
+    def dataset(self, positions: np.ndarray, views: int = 1) -> Dataset:
+        return GraphInstances(self.collection, positions, self.labels[positions], views,
                               **self.sampling)

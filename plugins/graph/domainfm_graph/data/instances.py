@@ -8,8 +8,10 @@ batch's subgraphs and eigenvectors in one vectorised pass (see :mod:`domainfm_gr
 Randomness comes from ``numpy.random.default_rng([seed, *indices])``: a batch is reproducible
 from the seed and its indices, in any worker process.
 
-Batches: ``{"target"?, "graph": Batch, "graph_k"?: Batch, "index": (B,)}``; ``graph_k`` is the
-second view (pretraining, and the frozen protocol's mean of two views).
+Batches: ``{"target"?, "graph": Batch, "graph_k"?: Batch, "graph_more"?: [Batch], "index": (B,)}``;
+``graph_k`` is the second view (pretraining's key, or a second view of a labelled item),
+``graph_more`` any further views of a labelled item. The encoder embeds a labelled item as the
+mean over its views (GCC's frozen protocol uses two).
 """
 
 from __future__ import annotations
@@ -76,13 +78,30 @@ class PretrainInstances(_Instances):
                 "graph": graph, "graph_k": graph_k}
 
 
+def _views(out: dict[str, Any], graphs: list) -> dict[str, Any]:
+    """``graph``, then ``graph_k`` and ``graph_more`` for a second and further views."""
+    out["graph"] = graphs[0]
+    if len(graphs) > 1:
+        out["graph_k"] = graphs[1]
+    if len(graphs) > 2:
+        out["graph_more"] = list(graphs[2:])
+    return out
+
+
+def _count(views: int) -> int:
+    if isinstance(views, bool) or views < 1:  # True would read as one view
+        raise ValueError(f"views must be a positive int, got {views!r}")
+    return int(views)
+
+
 class NodeInstances(_Instances):
-    """Node classification: each node's instance is its RWR ego subgraph (GCC's protocol)."""
+    """Node classification: each node's instance is its RWR ego subgraph (GCC's protocol);
+    ``views`` independent walks per node."""
 
     def __init__(self, collection: GraphCollection, nodes: np.ndarray, labels: np.ndarray,
-                 two_views: bool = False, **kwargs: Any) -> None:
+                 views: int = 1, **kwargs: Any) -> None:
         super().__init__(collection, **kwargs)
-        self.nodes, self.labels, self.two_views = nodes, labels, two_views
+        self.nodes, self.labels, self.views = nodes, labels, _count(views)
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -91,23 +110,19 @@ class NodeInstances(_Instances):
         rng = self.rng(indices)
         idx = np.asarray(indices, dtype=np.int64)
         seeds = self.nodes[idx]
-        repeat = 2 if self.two_views else 1
-        views = ego_views(self.collection, np.tile(seeds, repeat), rng, **self.walk)
-        graphs = featurize(self.collection, views, rng, parts=repeat, **self.features)
-        out = {"target": torch.as_tensor(self.labels[idx]), "graph": graphs[0],
-               "index": torch.as_tensor(seeds)}
-        if self.two_views:
-            out["graph_k"] = graphs[1]
-        return out
+        walks = ego_views(self.collection, np.tile(seeds, self.views), rng, **self.walk)
+        graphs = featurize(self.collection, walks, rng, parts=self.views, **self.features)
+        return _views({"target": torch.as_tensor(self.labels[idx]),
+                       "index": torch.as_tensor(seeds)}, graphs)
 
 
 class GraphInstances(_Instances):
     """Graph classification: the whole graph, seed = its highest-degree node."""
 
     def __init__(self, collection: GraphCollection, graph_ids: np.ndarray, labels: np.ndarray,
-                 two_views: bool = False, **kwargs: Any) -> None:
+                 views: int = 1, **kwargs: Any) -> None:
         super().__init__(collection, **kwargs)
-        self.graph_ids, self.labels, self.two_views = graph_ids, labels, two_views
+        self.graph_ids, self.labels, self.views = graph_ids, labels, _count(views)
 
     def __len__(self) -> int:
         return len(self.graph_ids)
@@ -115,11 +130,8 @@ class GraphInstances(_Instances):
     def __getitems__(self, indices: list[int]) -> dict[str, Any]:
         rng = self.rng(indices)
         idx = np.asarray(indices, dtype=np.int64)
-        repeat = 2 if self.two_views else 1  # the second view: same graph, other eigenvector signs
-        views = whole_graph_views(self.collection, self.graph_ids[idx]) * repeat
-        graphs = featurize(self.collection, views, rng, parts=repeat, **self.features)
-        out = {"target": torch.as_tensor(self.labels[idx]), "graph": graphs[0],
-               "index": torch.as_tensor(self.graph_ids[idx])}
-        if self.two_views:
-            out["graph_k"] = graphs[1]
-        return out
+        # further views: the same graph, other eigenvector signs
+        walks = whole_graph_views(self.collection, self.graph_ids[idx]) * self.views
+        graphs = featurize(self.collection, walks, rng, parts=self.views, **self.features)
+        return _views({"target": torch.as_tensor(self.labels[idx]),
+                       "index": torch.as_tensor(self.graph_ids[idx])}, graphs)

@@ -33,10 +33,11 @@ class NodeClassificationDataModule(SupervisedDataModule):
                  folds: Folds = 10, fold: NonNegativeInt = 0, val_fraction: ValFraction = 0.1,
                  num_workers: NonNegativeInt = 0, seed: int = 0, rw_hops: PositiveInt = 256,
                  restart_prob: RestartProb = 0.8, pos_dim: PositiveInt = 32,
-                 max_degree: PositiveInt = 512) -> None:
+                 max_degree: PositiveInt = 512, eval_views: PositiveInt = 1) -> None:
         super().__init__(batch_size=batch_size, folds=folds, fold=fold, val_fraction=val_fraction,
                          num_workers=num_workers, seed=seed, rw_hops=rw_hops,
-                         restart_prob=restart_prob, pos_dim=pos_dim, max_degree=max_degree)
+                         restart_prob=restart_prob, pos_dim=pos_dim, max_degree=max_degree,
+                         eval_views=eval_views)
         if (edgelist is None) != (labels is None):
             raise ConfigError("node classification needs both data.params.edgelist and "
                               "data.params.labels (or neither, for the embedded task)")
@@ -56,6 +57,6 @@ class NodeClassificationDataModule(SupervisedDataModule):
         self.labels = all_labels[self.node_ids]
         self.keys = self.graph.names[self.node_ids].astype(str)
 
-    def dataset(self, positions: np.ndarray, two_views: bool = False) -> Dataset:
+    def dataset(self, positions: np.ndarray, views: int = 1) -> Dataset:
         return NodeInstances(self.collection, self.node_ids[positions], self.labels[positions],
-                             two_views, **self.sampling)
+                             views, **self.sampling)

@@ -71,12 +71,12 @@ class SupervisedDataModule(pl.LightningDataModule):
 
     def __init__(self, *, batch_size: int, folds: int, fold: int, val_fraction: float,
                  num_workers: int, seed: int, rw_hops: int, restart_prob: float, pos_dim: int,
-                 max_degree: int) -> None:
+                 max_degree: int, eval_views: int = 1) -> None:
         super().__init__()
         if not 0 <= fold < folds:
             raise ConfigError(f"data.params.fold must be in [0, {folds}), got {fold}")
         self.batch_size, self.folds, self.fold, self.num_workers = batch_size, folds, fold, num_workers
-        self.val_fraction = val_fraction
+        self.val_fraction, self.eval_views = val_fraction, eval_views
         self.sampling = {"seed": seed, "rw_hops": rw_hops, "restart_prob": restart_prob,
                          "pos_dim": pos_dim, "max_degree": max_degree}
         self.ready = False
@@ -90,7 +90,7 @@ class SupervisedDataModule(pl.LightningDataModule):
     def load(self) -> None:  # pragma: no cover - subclasses
         raise NotImplementedError
 
-    def dataset(self, positions: np.ndarray, two_views: bool = False) -> Dataset:  # pragma: no cover
+    def dataset(self, positions: np.ndarray, views: int = 1) -> Dataset:  # pragma: no cover
         raise NotImplementedError
 
     @property
@@ -133,12 +133,16 @@ class SupervisedDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return loader(self.dataset(self.parts["train"]), self.batch_size, True, self.num_workers)
 
+    # validation and test items come as ``eval_views`` views, whose embeddings the encoder
+    # averages (for a linear head, the mean of the views' logits)
     def val_dataloader(self) -> DataLoader:
-        return loader(self.dataset(self.parts["val"]), self.batch_size, False, self.num_workers)
+        return loader(self.dataset(self.parts["val"], self.eval_views), self.batch_size, False,
+                      self.num_workers)
 
     def test_dataloader(self) -> DataLoader:
-        return loader(self.dataset(self.parts["test"]), self.batch_size, False, self.num_workers)
+        return loader(self.dataset(self.parts["test"], self.eval_views), self.batch_size, False,
+                      self.num_workers)
 
-    def all_items(self, two_views: bool = False) -> Dataset:
-        """Every labelled item, for the frozen protocol's own cross-validation."""
-        return self.dataset(np.arange(len(self.labels)), two_views)
+    def all_items(self, views: int = 1) -> Dataset:
+        """Every labelled item (``views`` views each), to embed them all."""
+        return self.dataset(np.arange(len(self.labels)), views)
