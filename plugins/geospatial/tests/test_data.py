@@ -150,7 +150,7 @@ def test_all_nodata_chip(tmp_path):
     split = next(s for s in ("train", "val", "test") if "x_input.tif" in dm.split_keys(s))
     dataset = dm.sets[split]
     with pytest.raises(DomainfmError, match=r"x_input.tif: every pixel is nodata \(-9999"):
-        dataset[[p[0].name for p in dataset.pairs].index("x_input.tif")]
+        dataset[[p[0].name for p in dataset.items].index("x_input.tif")]
 
 
 @pytest.mark.parametrize("size,crs,match", [
@@ -198,3 +198,29 @@ def test_missing_dates(tmp_path):
         dm.setup()  # found while checking, before any write
     with pytest.raises(DomainfmError, match="`dates` has 2 entries but num_frames=3"):
         build_chips(root=str(tmp_path), num_frames=3, dates=["2023-01-01", "2023-02-01"])
+
+
+def test_tiles_split_one_chip_into_disjoint_blocks(tmp_path):
+    image = np.random.default_rng(0).uniform(100, 3000, (6, 40, 40)).astype(np.float32)
+    image[:, :16, 16:32] = -9999  # the tile at row 0, column 16 holds nodata only
+    label = np.tile((np.arange(40) % 2).astype(np.uint8)[:, None], (1, 40))
+    grid = dict(crs=CRS_UTM14N, transform=from_origin(500000, 3150000, 30, 30))
+    write_geotiff(tmp_path / "a_input.tif", image, nodata=-9999, **grid)
+    write_geotiff(tmp_path / "a_label.tif", label, **grid)
+    dm = build_chips(root=str(tmp_path), tile_size=16)
+    dm.setup()
+    keys = {s: dm.split_keys(s) for s in ("train", "val", "test")}
+    # 2 x 2 tiles (the 8 px remainder left out), the nodata-only one dropped, one per split
+    assert sorted(sum(keys.values(), [])) == ["a_input.tif@0,0", "a_input.tif@16,0",
+                                               "a_input.tif@16,16"]
+    whole = dm.prep(dm.prep.mask_nodata(image, -9999))[0]
+    for split in keys:
+        row, col = map(int, keys[split][0].split("@")[1].split(","))
+        sample = dm.sets[split][0]
+        assert torch.equal(sample["image"], whole[..., row:row + 16, col:col + 16])
+        assert torch.equal(sample["target"], torch.from_numpy(label[row:row + 16, col:col + 16]).long())
+    unchecked = build_chips(root=str(tmp_path), tile_size=16, check_pixels=False)
+    unchecked.setup()  # headers only: every tile is kept
+    assert sum(len(unchecked.split_keys(s)) for s in keys) == 4
+    with pytest.raises(DomainfmError, match=r"a_input.tif: is 40x40 pixels, smaller than tile_size=48"):
+        build_chips(root=str(tmp_path), tile_size=48).setup()

@@ -1,16 +1,16 @@
 """The real HLS chip from ../shared/data/geospatial (beside the repository), when present.
 
-The folder holds one chip; the chip dataset splits its chips into train, validation and test,
-so these tests run on three copies of it in a temporary folder (the copies only feed the
-splits: the test checks loading, training, export and georeferencing, not a score).
+The folder holds one chip; the config cuts it into four 112 px tiles (``tile_size``) and splits
+the tiles into train, validation and test, so the real chip runs alone, no pixel in two splits
+(the tests check loading, tiling, training, evaluation, export and georeferencing, not a score).
 """
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
+import torch
 
 REPO = Path(__file__).resolve().parents[3]
 DATA = REPO.parent / "shared" / "data" / "geospatial"
@@ -23,40 +23,42 @@ pytestmark = pytest.mark.skipif(
 )
 OVERRIDES = ["trainer.max_steps=2", "trainer.enable_progress_bar=false",
              "encoder.preset=tiny", "encoder.params.patch_size=16",  # the config runs eo2_100m widths
-             "trainer.limit_val_batches=1"]
+             f"data.params.root={DATA}"]
 
 
-@pytest.fixture
-def chips(tmp_path):
-    """Three copies of the real chip and its label, one per split."""
-    folder = tmp_path / "chips"
-    folder.mkdir()
-    for copy in "abc":
-        for part in ("input", "label"):
-            shutil.copy(DATA / f"hls_chip_224_{part}.tif", folder / f"hls_chip_224_{copy}_{part}.tif")
-    return folder
-
-
-def test_chip_loads_with_six_of_its_ten_bands(chips):
-    from domainfm_geospatial.data import build_chips
+def test_chip_loads_with_six_of_its_ten_bands_as_four_disjoint_tiles():
     from domainfm.config import load_config
+    from domainfm_geospatial.data import build_chips
+    from domainfm_geospatial.data.chips import ChipDataset
 
-    params = load_config(CONFIG).data.params | {"root": str(chips)}
+    params = load_config(CONFIG).data.params | {"root": str(DATA)}
     dm = build_chips(**params)
     dm.setup()
-    sample = dm.train_set[0]
-    assert sample["image"].shape == (6, 1, 224, 224)
-    assert abs(float(sample["image"].mean())) < 1.5  # normalised reflectance, not x10000
-    assert set(sample["target"].unique().tolist()) == {0, 1}
-    assert 28 < sample["location_coords"][0] < 29  # EPSG:32614 centre -> Texas
+    keys = {s: dm.split_keys(s) for s in ("train", "val", "test")}
+    assert [len(keys[s]) for s in ("train", "val", "test")] == [2, 1, 1]
+    origins = sorted(k.split("@")[1] for ks in keys.values() for k in ks)
+    assert origins == ["0,0", "0,112", "112,0", "112,112"]  # the chip, each pixel in one split
+    full = ChipDataset([(CHIP, DATA / "hls_chip_224_label.tif", None)], dm.prep, None,
+                       dm.ignore_index, dm.label_nodata)[0]  # the whole chip, untiled
+    for split in ("train", "val", "test"):
+        for key, sample in zip(keys[split], dm.sets[split]):
+            row, col = map(int, key.split("@")[1].split(","))
+            assert sample["image"].shape == (6, 1, 112, 112)
+            assert torch.equal(sample["image"], full["image"][..., row:row + 112, col:col + 112])
+            assert torch.equal(sample["target"], full["target"][row:row + 112, col:col + 112])
+            assert 28 < sample["location_coords"][0] < 29  # EPSG:32614 -> Texas
+    assert abs(float(full["image"].mean())) < 1.5  # normalised reflectance, not x10000
+    assert set(full["target"].unique().tolist()) == {0, 1}
 
 
-def test_finetune_export_and_predict_keep_the_georeferencing(tmp_path, chips):
+def test_finetune_evaluate_export_and_predict_keep_the_georeferencing(tmp_path):
     import domainfm
 
-    run = domainfm.finetune(CONFIG, OVERRIDES + [f"output_dir={tmp_path / 'run'}",
-                                                 f"data.params.root={chips}"])
+    run = domainfm.finetune(CONFIG, OVERRIDES + [f"output_dir={tmp_path / 'run'}"])
     assert np.isfinite(run.metrics["train_loss"]) and "val/miou" in run.metrics
+    scores = domainfm.evaluate(CONFIG, OVERRIDES + [f"init={tmp_path / 'run'}",
+                                                    f"output_dir={tmp_path / 'eval'}"]).metrics
+    assert 0 <= scores["test/miou"] <= 1 and 0 <= scores["test/pixel_accuracy"] <= 1
     export = domainfm.export(tmp_path / "run", tmp_path / "export")
     written = domainfm.predict(export, CHIP, tmp_path / "pred",
                                params={"progress": False, "overlap": 32, "tile_size": 224})

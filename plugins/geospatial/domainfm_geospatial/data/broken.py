@@ -173,6 +173,9 @@ def chip_cases(folder: Path) -> list[BadInput]:
             path.unlink()
     cases.append(("too few chips", f"in {root}: found 2, too few for disjoint train, validation "
                   "and test splits", {}))
+    root = case("tile larger than the chip")
+    cases.append(("tile larger than the chip", "chip00_input.tif: is 32x32 pixels, smaller than "
+                  "tile_size=48", {"tile_size": 48}))
     return [BadInput(name, expect, {"root": str(folder / name.replace(" ", "_").replace("/", "_")),
                                     "generate": False, **extra})
             for name, expect, extra in cases]

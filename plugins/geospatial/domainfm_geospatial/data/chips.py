@@ -2,7 +2,9 @@
 
 A chip stores ``num_frames`` time-major stacks of ``file_bands``; its label is found by
 replacing ``label_from`` with ``label_to`` in its path. Chips are split into train, validation
-and test, each chip in exactly one split.
+and test, each chip in exactly one split. With ``tile_size`` every chip is first cut into
+non-overlapping square tiles and the tiles are split instead (a spatial block split: no pixel
+is in two splits), so a folder of one or two large chips still gives three disjoint splits.
 """
 
 from __future__ import annotations
@@ -29,31 +31,36 @@ from domainfm_geospatial.data.preprocess import (
 )
 
 Pair = tuple[Path, Path | None]
+Item = tuple[Path, Path | None, tuple[int, int] | None]  # image, label, tile origin (row, col)
 
 
 class ChipDataset(NonGeoDataset):
     """Image/label pairs read on demand, preprocessed like every geospatial input."""
 
-    def __init__(self, pairs: list[Pair], prep: Preprocess, dates: torch.Tensor | None,
-                 ignore_index: int, label_nodata: int | None) -> None:
-        self.pairs, self.prep, self.dates = pairs, prep, dates
-        self.ignore_index, self.label_nodata = ignore_index, label_nodata
+    def __init__(self, items: list[Item], prep: Preprocess, dates: torch.Tensor | None,
+                 ignore_index: int, label_nodata: int | None, tile_size: int | None = None) -> None:
+        self.items, self.prep, self.dates = items, prep, dates
+        self.ignore_index, self.label_nodata, self.tile_size = ignore_index, label_nodata, tile_size
 
     def __len__(self) -> int:
-        return len(self.pairs)
+        return len(self.items)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        image_path, label_path = self.pairs[i]
+        image_path, label_path, origin = self.items[i]
         raw, info = gio.read_bands(image_path, self.prep.file_indices())
-        image, valid = self.prep(self.prep.mask_nodata(raw, info.nodata))
+        window = _window(origin, self.tile_size)
+        image, valid = self.prep(self.prep.mask_nodata(raw[window], info.nodata))
         if not valid.any():  # found in setup unless check_pixels is off
             raise gio.nodata_only(image_path, info.nodata if info.nodata is not None else self.prep.nodata)
-        cx, cy = info.transform @ (info.width / 2, info.height / 2)
+        row, col = origin or (0, 0)
+        height, width = valid.shape
+        cx, cy = info.transform @ (col + width / 2, row + height / 2)
         sample: dict[str, Any] = {"image": image, "location_coords": lat_lon(info.crs, cx, cy)}
         if self.dates is not None:
             sample["temporal_coords"] = self.dates
         if label_path is not None:
             label, label_info = gio.read_labels(label_path)
+            label = label[window]
             nodata = label_info.nodata if self.label_nodata is None else self.label_nodata
             target = torch.from_numpy(np.nan_to_num(label, nan=self.ignore_index).astype(np.int64))
             if nodata is not None and np.isfinite(nodata):
@@ -63,6 +70,14 @@ class ChipDataset(NonGeoDataset):
         return sample
 
 
+def _window(origin: tuple[int, int] | None, size: int | None) -> Any:
+    """The array index of a tile (``...`` for a whole chip)."""
+    if origin is None or size is None:
+        return ...
+    row, col = origin
+    return (..., slice(row, row + size), slice(col, col + size))
+
+
 class ChipDataModule(SplitDataModule):
     """Image chips ``<root>/<image_glob>``; labels found by replacing ``label_from`` -> ``label_to``."""
 
@@ -70,7 +85,7 @@ class ChipDataModule(SplitDataModule):
                  labels: bool, prep: Preprocess, dates: list[str] | None, val_fraction: float,
                  test_fraction: float, num_classes: int | None, batch_size: int,
                  num_workers: int, seed: int, ignore_index: int, label_nodata: int | None,
-                 check_pixels: bool = True) -> None:
+                 check_pixels: bool = True, tile_size: int | None = None) -> None:
         super().__init__()
         self.root, self.image_glob = Path(root), image_glob
         self.label_from, self.label_to, self.with_labels = label_from, label_to, labels
@@ -83,7 +98,7 @@ class ChipDataModule(SplitDataModule):
         self.num_classes = num_classes
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.ignore_index, self.label_nodata = ignore_index, label_nodata
-        self.check_pixels = check_pixels
+        self.check_pixels, self.tile_size = check_pixels, tile_size
         self.sets: dict[str, ChipDataset] = {}
 
     def pairs(self) -> list[Pair]:
@@ -125,22 +140,54 @@ class ChipDataModule(SplitDataModule):
             self.num_classes = labels.num_classes()
         return pairs
 
+    def tiles(self, pairs: list[Pair]) -> list[Item]:
+        """Every chip cut into ``tile_size`` squares from its top-left corner (a remainder
+        narrower than a tile at the right or bottom edge is left out); with ``check_pixels``,
+        tiles without a single valid pixel are left out too."""
+        size, items = self.tile_size, []
+        for image, label in pairs:
+            info = gio.raster_info(image)
+            if size > min(info.height, info.width):
+                raise DataError(f"{image}: is {info.height}x{info.width} pixels, smaller than "
+                                f"tile_size={size}")
+            valid = None
+            if self.check_pixels:
+                raw, _ = gio.read_bands(image, self.prep.file_indices())
+                valid = self.prep(self.prep.mask_nodata(raw, info.nodata))[1]
+            for row in range(0, info.height - size + 1, size):
+                for col in range(0, info.width - size + 1, size):
+                    if valid is None or valid[row:row + size, col:col + size].any():
+                        items.append((image, label, (row, col)))
+        return items
+
     def setup(self, stage: str | None = None) -> None:
-        """Read and check every chip, then split them."""
+        """Read and check every chip (and cut it into tiles), then split them."""
         if self.sets:
             return
-        parts = split(self.pairs(), self.val_fraction, self.test_fraction, self.seed,
-                      f"chips matching {self.image_glob!r} in {self.root}")
-        self.keys = {name: [str(image.relative_to(self.root)) for image, _ in pairs]
-                     for name, pairs in parts.items()}
-        self.sets = {name: ChipDataset(pairs, self.prep, self.dates, self.ignore_index,
-                                       self.label_nodata) for name, pairs in parts.items()}
+        pairs = self.pairs()
+        what = f"chips matching {self.image_glob!r} in {self.root}"
+        if self.tile_size is None:
+            items: list[Item] = [(image, label, None) for image, label in pairs]
+        else:
+            items, what = self.tiles(pairs), f"tiles of {self.tile_size} px of the {what}"
+        parts = split(items, self.val_fraction, self.test_fraction, self.seed, what)
+        self.keys = {name: [_key(self.root, item) for item in part] for name, part in parts.items()}
+        self.sets = {name: ChipDataset(part, self.prep, self.dates, self.ignore_index,
+                                       self.label_nodata, self.tile_size)
+                     for name, part in parts.items()}
 
     def data_spec(self) -> Any:
         source = (f"the labels of {self.image_glob!r} in {self.root} ({self.label_from!r} -> "
                   f"{self.label_to!r})") if self.with_labels else None
         return self.prep.spec(num_classes=self.num_classes if self.with_labels else None,
                               ignore_index=self.ignore_index, label_source=source)
+
+
+def _key(root: Path, item: Item) -> str:
+    """A chip's path in the folder, and its tile's origin (row, col) when tiled."""
+    image, _, origin = item
+    name = str(image.relative_to(root))
+    return name if origin is None else f"{name}@{origin[0]},{origin[1]}"
 
 
 def build_chips(*, root: str | None = None, generate: bool = False,
@@ -152,14 +199,18 @@ def build_chips(*, root: str | None = None, generate: bool = False,
                 val_fraction: Fraction = 0.25, test_fraction: Fraction = 0.25,
                 num_classes: PositiveInt | None = None, batch_size: PositiveInt = 8,
                 num_workers: NonNegativeInt = 0, seed: int = 0, ignore_index: int = -1,
-                label_nodata: int | None = None, check_pixels: bool = True) -> ChipDataModule:
+                label_nodata: int | None = None, check_pixels: bool = True,
+                tile_size: PositiveInt | None = None) -> ChipDataModule:
     """Chips whose ``file_bands`` (names of the bands in each file, per frame, time-major) are
     selected by ``bands`` (names or 0-based indices); ``dates`` (one per frame) feed temporal
     encodings. Sen1Floods11: ``image_glob="S1Hand/*.tif", label_from="S1Hand",
     label_to="LabelHand"``; HLS burn scars: ``image_glob="*_merged.tif", label_from="_merged",
     label_to=".mask"``. Label values are ``0..num_classes-1`` (default: found in the labels);
     ``label_nodata`` (default: each file's nodata tag) and ``ignore_index`` mark unlabelled
-    pixels. At least three chips are needed (train, validation, test). ``check_pixels`` reads
+    pixels. At least three chips are needed (train, validation, test), or with ``tile_size``
+    three tiles: every chip is cut into non-overlapping ``tile_size`` squares that are split
+    instead (a spatial block split of one large chip; adjacent tiles of a scene are alike, so
+    such scores are within-scene, not a new region's). ``check_pixels`` reads
     every chip in setup (truncated, nodata-only files, labels out of range). ``generate=True``
     first writes ``chips`` embedded water chips of ``size`` pixels into ``root`` (a temporary
     folder when ``root`` is None)."""
@@ -175,7 +226,8 @@ def build_chips(*, root: str | None = None, generate: bool = False,
                           val_fraction=val_fraction, test_fraction=test_fraction,
                           num_classes=num_classes, batch_size=batch_size,
                           num_workers=num_workers, seed=seed, ignore_index=ignore_index,
-                          label_nodata=label_nodata, check_pixels=check_pixels)
+                          label_nodata=label_nodata, check_pixels=check_pixels,
+                          tile_size=tile_size)
 
 
 def write_files(folder: Path) -> dict[str, Any]:
