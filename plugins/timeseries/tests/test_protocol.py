@@ -3,6 +3,7 @@ scripts/timeseries_etth1.py runs): full training keeps its best validation epoch
 and few-shot start from that run, and few-shot trains the decoder + head only. Here on the tiny
 preset and the embedded synthetic series instead of ETTh1/ETTh2."""
 
+import json
 from pathlib import Path
 
 import torch
@@ -50,7 +51,7 @@ def test_full_training_then_few_shot_train_only_the_decoder_and_head(tmp_path):
     full = domainfm.finetune(tiny(shipped("finetune_etth1.yaml"), output_dir=str(tmp_path / "full"),
                                   trainer=steps))
     summary = full.run_dir / "metrics.json"
-    best = __import__("json").loads(summary.read_text())["best"]
+    best = json.loads(summary.read_text())["best"]
     assert best["monitor"] == "val/mse" and best["checkpoint"] == "best.ckpt"
     assert best["score"] == min(v for _, v in full.history["val/mse"])
 
